@@ -1,0 +1,53 @@
+"""Reads the add-on preferences into plain ConnectionSettings, and guards network actions."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..core.settings import (AISTUDIO_URL, OFFLINE_MESSAGE, TRIPO_CHINA_URL, TRIPO_GLOBAL_URL,
+                             ConnectionSettings)
+
+ADDON_ID = __package__.rpartition(".")[0]
+
+
+class OfflineError(RuntimeError):
+    """Blender's online access is off: no network action may run."""
+
+
+def require_online_access() -> None:
+    """Every network action calls this first (Blender's rule for extensions)."""
+    if not bpy.app.online_access:
+        raise OfflineError(OFFLINE_MESSAGE)
+
+
+def default_download_dir() -> str:
+    return bpy.utils.extension_path_user(ADDON_ID, path="downloads", create=True)
+
+
+def user_data_dir(*parts: str) -> str:
+    """A folder under the extension's user directory (survives extension upgrades)."""
+    path = "/".join(parts) if parts else ""
+    return bpy.utils.extension_path_user(ADDON_ID, path=path, create=True)
+
+
+def connection_settings(context=None) -> ConnectionSettings:
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_ID)
+    prefs = addon.preferences if addon else None
+    if prefs is None:
+        settings = ConnectionSettings(download_dir=default_download_dir())
+    elif prefs.provider == "3daistudio":
+        settings = ConnectionSettings(
+            provider="3daistudio", api_key=prefs.aistudio_api_key,
+            base_url=prefs.aistudio_base_url or AISTUDIO_URL,
+            proxy_mode=prefs.proxy_mode, proxy_url=prefs.proxy_url,
+            download_dir=bpy.path.abspath(prefs.download_dir) if prefs.download_dir else default_download_dir(),
+        )
+    else:
+        base_url = {"global": TRIPO_GLOBAL_URL, "china": TRIPO_CHINA_URL}.get(prefs.api_base, prefs.custom_base_url)
+        settings = ConnectionSettings(
+            provider="tripo", api_key=prefs.api_key, base_url=base_url,
+            proxy_mode=prefs.proxy_mode, proxy_url=prefs.proxy_url,
+            download_dir=bpy.path.abspath(prefs.download_dir) if prefs.download_dir else default_download_dir(),
+        )
+    return settings.with_environment()

@@ -1,0 +1,1 @@
+"""The user interface: preferences, scene properties, operators and the sidebar panel."""

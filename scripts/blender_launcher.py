@@ -19,6 +19,7 @@ Blender (`BLENDER_EXECUTABLE`), none of this is used.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 import runpy
 import sys
@@ -43,14 +44,13 @@ def print_version() -> None:
 
 
 def run(argv: list[str]) -> int:
-    if "--version" in argv or "-v" in argv:
+    # Blender's own arguments end at "--"; what follows belongs to the scripts.
+    args = argv[: argv.index("--")] if "--" in argv else argv
+    if "--version" in args or "-v" in args:
         print_version()
         return 0
-
-    args, script_args = (argv[: argv.index("--")], argv[argv.index("--"):]) if "--" in argv else (argv, [])
     # What a script sees as sys.argv in real Blender: the executable and every argument.
     sys.argv = [os.environ.get("BLENDER_EXECUTABLE") or "blender", *argv]
-    del script_args
 
     import bpy  # noqa: F401  (imported once, before any script runs, as Blender would)
 
@@ -109,7 +109,14 @@ def run_python(kind: str, value: str, exit_code_on_error: int) -> int | None:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    status = run(sys.argv[1:])
+    # End the process the way Blender does, without the bpy module's interpreter teardown: that
+    # teardown can hang forever (seen with bpy 4.5 after an operator reported an error). Flush
+    # what Python would have flushed first.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXTENSION_REPO = "user_default"
 PACKAGE = f"bl_ext.{EXTENSION_REPO}.tripo_blender"
 TEST_API_KEY = "tsk_test_0123456789abcdef"
+INSTALLED_WHEEL_FILES: list[Path] = []
 
 
 def _use_temporary_user_dir() -> Path:
@@ -58,6 +59,9 @@ def tripo_extension():
         filepath=str(_extension_zip()), repo=EXTENSION_REPO, enable_on_install=True)
     assert result == {"FINISHED"}, result
     assert PACKAGE in bpy.context.preferences.addons, "extension did not enable"
+    # What Blender unpacked from the manifest's wheels, right after the install.
+    INSTALLED_WHEEL_FILES.extend(
+        (Path(bpy.utils.user_resource("EXTENSIONS")) / ".local").rglob("pydantic_core/__init__.py"))
     yield PACKAGE
     bpy.ops.preferences.addon_disable(module=PACKAGE)
 
@@ -183,3 +187,4 @@ def emulator_server():
 def emulator(emulator_server):
     emulator_server.reset()
     return emulator_server
+

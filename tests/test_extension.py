@@ -11,7 +11,7 @@ import addon_utils
 import bpy
 import pytest
 
-from conftest import PACKAGE, _extension_zip
+from conftest import INSTALLED_WHEEL_FILES, PACKAGE, _extension_zip
 
 
 def registered_tripo_classes() -> set[str]:
@@ -33,10 +33,9 @@ def test_imported_as_installed_extension(tripo):
 
 
 def test_bundled_pydantic_wheels_were_installed():
-    # Blender unpacks manifest wheels into the extensions' shared site-packages.
-    local_site = Path(bpy.utils.user_resource("EXTENSIONS")) / ".local"
-    found = list(local_site.rglob("pydantic_core"))
-    assert found, f"no pydantic_core under {local_site}"
+    # Blender unpacked the manifest's wheels into the extensions' shared site-packages on install.
+    assert INSTALLED_WHEEL_FILES, "installing the extension unpacked no pydantic_core"
+    assert all("/extensions/.local/" in str(p) for p in INSTALLED_WHEEL_FILES)
 
 
 def test_manifest_lists_pydantic_for_every_platform_and_abi():

@@ -1,7 +1,7 @@
 """Connection settings as plain values, resolved from preferences and the environment.
 
 Environment variables win over preferences so batch runs can be configured without touching a
-user's profile: TRIPO_API_KEY, TRIPO_API_BASE, TRIPO_PROVIDER, AISTUDIO_API_KEY, AISTUDIO_API_BASE.
+user's profile: TRIPO_API_KEY, TRIPO_API_BASE, TRIPO_PROVIDER, TRIPO_DOWNLOAD_DIR, AISTUDIO_API_KEY, AISTUDIO_API_BASE.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class ConnectionSettings:
 
     def with_environment(self, environ=os.environ) -> "ConnectionSettings":
         provider = environ.get("TRIPO_PROVIDER") or self.provider
-        settings = replace(self, provider=provider)
+        settings = replace(self, provider=provider,
+                           download_dir=environ.get("TRIPO_DOWNLOAD_DIR") or self.download_dir)
         if provider == "3daistudio":
             return replace(
                 settings,
@@ -47,3 +48,17 @@ class ConnectionSettings:
         shown = f"{self.api_key[:4]}…" if self.api_key else "(none)"
         return (f"ConnectionSettings(provider={self.provider!r}, api_key={shown!r}, "
                 f"base_url={self.base_url!r}, proxy_mode={self.proxy_mode!r})")
+
+
+def make_provider(settings: ConnectionSettings):
+    """The provider for these settings (the seam: the Blender layer never names a wire format)."""
+    from .http import ProxyConfig
+
+    proxy = ProxyConfig(mode=settings.proxy_mode, url=settings.proxy_url or None)
+    if settings.provider == "3daistudio":
+        from .aistudio import AIStudioProvider
+
+        return AIStudioProvider(api_key=settings.api_key, base_url=settings.base_url, proxy=proxy)
+    from .tripo_v3 import TripoV3Provider
+
+    return TripoV3Provider(api_key=settings.api_key, base_url=settings.base_url, proxy=proxy)

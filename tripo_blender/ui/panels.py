@@ -1,15 +1,219 @@
-"""(being written)"""
+"""The sidebar panel (3D Viewport > N panel > Tripo): generate, jobs, account."""
 
-CLASSES = ()
+from __future__ import annotations
+
+import time
+
+import bpy
+
+from ..blender.runtime import get_runtime
+from ..core import costs, errors, tasks
+from ..core.settings import OFFLINE_MESSAGE
+
+_ESTIMATE_CACHE: dict = {}
+
+
+def estimate_for(settings) -> tuple[str, str]:
+    """("≈ 40 credits (estimate)", "") or ("", why the request is invalid); cached per options."""
+    options = {k: v for k, v in settings.generation_options().items() if v is not None}
+    task_type = {"IMAGE": "image_to_model", "MULTIVIEW": "multiview_to_model",
+                 "TEXT_IMAGE": "image_to_model"}.get(settings.mode, "text_to_model")
+    key = (task_type, settings.prompt, tuple(sorted(options.items())))
+    if key not in _ESTIMATE_CACHE:
+        params = dict(options)
+        # Inputs are checked on submit; a stand-in keeps the estimate independent of them.
+        if task_type == "text_to_model":
+            params["prompt"] = settings.prompt or "prompt"
+        elif task_type == "image_to_model":
+            params["input"] = "file_estimate"
+        else:
+            params["inputs"] = ["file_front", "file_left", None, None]
+        try:
+            estimate = costs.estimate_credits(tasks.build_request(task_type, **params))
+            text = estimate.describe()
+            if settings.mode == "TEXT_IMAGE":
+                image = costs.estimate_credits(tasks.build_request("text_to_image", prompt="x"))
+                text = f"{text} + image {image.describe()}"
+            _ESTIMATE_CACHE[key] = (text, "")
+        except errors.TripoError as exc:
+            _ESTIMATE_CACHE[key] = ("", exc.user_message())
+        if len(_ESTIMATE_CACHE) > 256:
+            _ESTIMATE_CACHE.clear()
+    return _ESTIMATE_CACHE[key]
+
+
+def prop_with_reason(layout, settings, prop: str, reasons: dict, **kwargs):
+    row = layout.row()
+    row.enabled = prop not in reasons
+    row.prop(settings, prop, **kwargs)
+    return row
+
+
+class TRIPO_PT_generate(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Tripo"
+    bl_label = "Tripo Generate"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.tripo
+        if not bpy.app.online_access:
+            box = layout.box()
+            box.label(text="Online access is off", icon="ERROR")
+            box.label(text="Preferences > System > Network, or --online-mode")
+        layout.row().prop(s, "mode", expand=True)
+        if s.mode in ("TEXT", "TEXT_IMAGE"):
+            layout.prop(s, "prompt", text="")
+        elif s.mode == "IMAGE":
+            layout.prop(s, "image_path")
+            layout.template_ID(s, "image", open="image.open")
+            layout.prop(s, "prompt", text="Note")
+        else:
+            col = layout.column(align=True)
+            for view in ("front_path", "left_path", "back_path", "right_path"):
+                col.prop(s, view)
+        layout.prop(s, "negative_prompt")
+        layout.prop(s, "name")
+        layout.prop(s, "model_version")
+
+        reasons = s.option_conflicts()
+        col = layout.column(align=True)
+        row = col.row(align=True)
+        row.enabled = "texture" not in reasons or s.texture
+        row.prop(s, "texture", toggle=True)
+        sub = row.row(align=True)
+        sub.enabled = "pbr" not in reasons or s.pbr
+        sub.prop(s, "pbr", toggle=True)
+        prop_with_reason(col, s, "texture_quality", reasons)
+        prop_with_reason(col, s, "geometry_quality", reasons)
+        col.prop(s, "face_limit")
+        row = col.row(align=True)
+        sub = row.row(align=True)
+        sub.enabled = "quad" not in reasons or s.quad
+        sub.prop(s, "quad", toggle=True)
+        sub = row.row(align=True)
+        sub.enabled = "smart_low_poly" not in reasons
+        sub.prop(s, "smart_low_poly", toggle=True)
+        sub = row.row(align=True)
+        sub.enabled = "generate_parts" not in reasons or s.generate_parts
+        sub.prop(s, "generate_parts", toggle=True)
+        # Why something is greyed out (Blender has no per-state tooltips for properties).
+        for prop, reason in sorted(reasons.items()):
+            if getattr(s, prop) or prop in ("generate_parts",):
+                col.label(text=reason, icon="INFO")
+                break
+
+        layout.prop(s, "show_advanced", icon="TRIA_DOWN" if s.show_advanced else "TRIA_RIGHT", emboss=False)
+        if s.show_advanced:
+            box = layout.box()
+            box.prop(s, "auto_size")
+            box.prop(s, "model_seed")
+            box.prop(s, "texture_seed")
+            if s.mode in ("IMAGE", "MULTIVIEW", "TEXT_IMAGE"):
+                box.prop(s, "orientation")
+                box.prop(s, "texture_alignment")
+            else:
+                box.prop(s, "image_seed")
+
+        estimate, problem = estimate_for(s)
+        if problem:
+            layout.label(text=problem, icon="ERROR")
+        else:
+            layout.label(text=estimate, icon="FUND")
+        row = layout.row()
+        row.scale_y = 1.4
+        row.enabled = bpy.app.online_access
+        row.operator("tripo.generate", icon="PLAY")
+
+
+class TRIPO_PT_jobs(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Tripo"
+    bl_label = "Jobs"
+    bl_parent_id = "TRIPO_PT_generate"
+
+    def draw(self, context):
+        layout = self.layout
+        runtime = get_runtime()
+        if not runtime.jobs:
+            layout.label(text="No jobs yet")
+        now = time.time()
+        for job in sorted(runtime.jobs.values(), key=lambda j: -j.get("created_at", 0))[:20]:
+            box = layout.box()
+            steps = job.get("steps") or []
+            index = next((i for i, st in enumerate(steps) if st.get("state") != "done"), len(steps) - 1)
+            step = steps[index] if steps else {}
+            head = box.row()
+            head.label(text=job.get("label", ""), icon=_state_icon(job.get("state", "")))
+            head.label(text=f"{int(now - job.get('created_at', now))} s")
+            progress = ((index + step.get("progress", 0) / 100) / max(1, len(steps))
+                        if job.get("state") not in ("imported", "ready") else 1.0)
+            text = f"{tasks.task_label(step.get('task_type'))} · {job.get('state')}"
+            if hasattr(box, "progress"):
+                box.progress(factor=progress, type="BAR", text=text)
+            else:  # Blender < 4.0 has no progress widget
+                box.label(text=f"{text} {int(progress * 100)}%")
+            credits = sum(float((st.get("task") or {}).get("credits_consumed") or 0) for st in steps)
+            if credits:
+                box.label(text=f"{credits:g} credits")
+            if job.get("error"):
+                box.label(text=job["error"].get("message", "")[:120], icon="ERROR")
+            row = box.row(align=True)
+            state = job.get("state")
+            if state in ("queued", "active"):
+                row.operator("tripo.job_cancel", icon="X").job_id = job["job_id"]
+            if state in ("failed", "cancelled"):
+                row.operator("tripo.job_retry", icon="FILE_REFRESH").job_id = job["job_id"]
+            if state == "needs_decision":
+                op = row.operator("tripo.job_retry", text="Resubmit (may bill twice)", icon="ERROR")
+                op.job_id, op.resubmit_unknown = job["job_id"], True
+                row.operator("tripo.job_cancel", text="Give Up", icon="X").job_id = job["job_id"]
+            if state in ("imported", "ready"):
+                row.operator("tripo.job_reimport", icon="IMPORT").job_id = job["job_id"]
+            row.operator("tripo.job_open_folder", text="", icon="FILE_FOLDER").job_id = job["job_id"]
+            if state in ("imported", "failed", "cancelled"):
+                row.operator("tripo.job_forget", text="", icon="TRASH").job_id = job["job_id"]
+
+
+def _state_icon(state: str) -> str:
+    return {"imported": "CHECKMARK", "failed": "ERROR", "cancelled": "CANCEL",
+            "needs_decision": "QUESTION", "ready": "IMPORT"}.get(state, "TIME")
+
+
+class TRIPO_PT_account(bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Tripo"
+    bl_label = "Account"
+    bl_parent_id = "TRIPO_PT_generate"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        balance = get_runtime().balance
+        row = layout.row()
+        if balance and balance.get("error"):
+            row.label(text=balance["error"][:100], icon="ERROR")
+        elif balance:
+            row.label(text=f"Balance: {balance.get('balance', 0):g} credits "
+                           f"({balance.get('frozen', 0):g} held)")
+        else:
+            row.label(text="Balance: unknown")
+        row.operator("tripo.refresh_balance", text="", icon="FILE_REFRESH")
+        if not bpy.app.online_access:
+            layout.label(text=OFFLINE_MESSAGE[:60], icon="ERROR")
+
+
+CLASSES = (TRIPO_PT_generate, TRIPO_PT_jobs, TRIPO_PT_account)
 
 
 def register() -> None:
-    import bpy
     for cls in CLASSES:
         bpy.utils.register_class(cls)
 
 
 def unregister() -> None:
-    import bpy
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

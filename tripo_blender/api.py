@@ -1,0 +1,171 @@
+"""Public scripting API, for `blender -b --python your_script.py` and the Python console.
+
+    import importlib
+    tripo = importlib.import_module("bl_ext.user_default.tripo_blender.api")
+    tripo.configure(api_key="tsk_...")                  # or TRIPO_API_KEY in the environment
+    result = tripo.generate("a wooden treasure chest", face_limit=8000)
+    print(result.root.name, tripo.read_metadata(result.root)["task_id"])
+
+Every call that waits runs the same engine as the panel: the worker thread does the network
+work while this (main) thread blocks, imports the result and returns. Nothing here needs an
+event loop, so it works the same in background mode and in the UI's Python console.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import bpy
+
+from .blender import importer, metadata
+from .blender import runtime as _runtime
+from .blender.settings import OfflineError
+from .core import costs, errors, recipes, tasks
+from .core.jobs import Job, Step
+
+__all__ = [
+    "configure", "generate", "submit", "wait", "wait_all", "run_task", "estimate",
+    "read_metadata", "write_metadata", "tripo_objects", "Job", "Step", "JobFailed",
+    "OfflineError", "errors",
+]
+
+
+class JobFailed(RuntimeError):
+    """A job ended without an imported result; `.job` is its final snapshot."""
+
+    def __init__(self, job: dict):
+        self.job = job
+        message = (job.get("error") or {}).get("message") or f"job ended as {job.get('state')}"
+        super().__init__(f"{job.get('label', job.get('job_id'))}: {message}")
+
+
+@dataclass
+class Result:
+    job: dict                               # final snapshot (steps, task ids, files, credits)
+    imported: importer.ImportResult | None  # None when the job had nothing to import
+
+    @property
+    def root(self):
+        return self.imported.root if self.imported else None
+
+    @property
+    def objects(self) -> list:
+        return self.imported.objects if self.imported else []
+
+    @property
+    def files(self) -> dict:
+        return {f"{i + 1}:{key}": path for i, step in enumerate(self.job["steps"])
+                for key, path in step.get("files", {}).items()}
+
+    @property
+    def task_ids(self) -> list[str]:
+        return [s["task_id"] for s in self.job["steps"] if s.get("task_id")]
+
+
+def configure(*, api_key: str | None = None, base_url: str | None = None,
+              provider: str | None = None, download_dir: str | None = None,
+              max_concurrent: int | None = None, creates_per_minute: int | None = None,
+              max_task_retries: int | None = None, online: bool = True) -> None:
+    """Settings for this Blender session (they override the add-on preferences).
+
+    The key is kept in this process's environment (TRIPO_API_KEY), never in the .blend.
+    """
+    if online:
+        bpy.context.preferences.system.use_online_access = True
+    env = {"TRIPO_API_KEY": api_key, "TRIPO_API_BASE": base_url, "TRIPO_PROVIDER": provider,
+           "TRIPO_DOWNLOAD_DIR": download_dir}
+    if provider == "3daistudio":
+        env.update({"AISTUDIO_API_KEY": api_key, "AISTUDIO_API_BASE": base_url,
+                    "TRIPO_API_KEY": None, "TRIPO_API_BASE": None})
+    for name, value in env.items():
+        if value is not None:
+            os.environ[name] = value
+    for name, value in (("max_concurrent", max_concurrent), ("creates_per_minute", creates_per_minute),
+                        ("max_task_retries", max_task_retries)):
+        if value is not None:
+            _runtime.ENGINE_OPTIONS[name] = value
+
+
+def submit(job: Job) -> str:
+    """Validates and submits a job; returns its id at once (the worker runs it)."""
+    return _runtime.get_runtime().submit(job)
+
+
+def wait(job_ids: list[str] | str, timeout: float | None = None, *, raise_on_failure: bool = True) -> list[Result]:
+    """Blocks until the jobs are imported (or failed); returns their results in order."""
+    ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+    runtime = _runtime.get_runtime()
+    finals = runtime.wait(ids, timeout=timeout)
+    results = []
+    for job_id in ids:
+        job = finals[job_id]
+        if job.get("state") != "imported" and raise_on_failure:
+            raise JobFailed(job)
+        results.append(Result(job, runtime.results.get(job_id)))
+    return results
+
+
+def wait_all(timeout: float | None = None, *, raise_on_failure: bool = False) -> list[Result]:
+    """Waits for every unfinished job, including ones resumed from the journal."""
+    runtime = _runtime.get_runtime()
+    if runtime.engine is None:
+        runtime.ensure_engine()
+    runtime.tick()
+    ids = [j["job_id"] for j in runtime.active_jobs()]
+    return wait(ids, timeout, raise_on_failure=raise_on_failure) if ids else []
+
+
+def generate(prompt: str | None = None, *, image: str | None = None,
+             multiview: list[str | None] | None = None, text_to_image: bool = False,
+             name: str | None = None, location=None, wait_for_result: bool = True,
+             timeout: float | None = None, **options):
+    """Generates a model (text, image, multiview or text -> image -> model) and imports it.
+
+    `options` are the request options (model, texture, pbr, face_limit, generate_parts, ...).
+    Returns a Result, or the job id when wait_for_result is False.
+    """
+    options.setdefault("model", "v3.1-20260211")
+    meta = {"location": list(location)} if location is not None else None
+    job = recipes.generation_job(prompt=prompt, image=image, multiview=multiview,
+                                 text_to_image=text_to_image, options=options, name=name, meta=meta)
+    job_id = submit(job)
+    return wait(job_id, timeout)[0] if wait_for_result else job_id
+
+
+def run_task(task_type: str, source=None, *, name: str | None = None,
+             wait_for_result: bool = True, timeout: float | None = None, **params):
+    """Runs any task type. `source` is a Tripo object (its model task is used) or a task id."""
+    source_type = None
+    if source is not None and not isinstance(source, str):
+        meta = metadata.read(source)
+        if not meta:
+            raise errors.ValidationError(f"{source.name} did not come from Tripo (no metadata).")
+        source, source_type = meta["model_task_id"], meta["task_type"]
+    if source is not None:
+        job = recipes.chained_job(task_type, source, params, source_type=source_type,
+                                  label=name or tasks.task_label(task_type))
+    else:
+        job = Job.new(name or tasks.task_label(task_type), [Step(task_type, params)],
+                      {"name": name or tasks.task_label(task_type)})
+    job_id = submit(job)
+    return wait(job_id, timeout)[0] if wait_for_result else job_id
+
+
+def estimate(task_type: str, **params) -> costs.CostEstimate:
+    """The published-price estimate of a request (no request is sent)."""
+    return costs.estimate_credits(tasks.build_request(task_type, **params))
+
+
+def read_metadata(obj) -> dict | None:
+    """The object's Tripo metadata as a plain dict (None if it did not come from Tripo)."""
+    return metadata.read(obj)
+
+
+def write_metadata(obj, **values) -> None:
+    metadata.write(obj, values)
+
+
+def tripo_objects(objects=None) -> list:
+    """Objects that came from Tripo (default: all in the file)."""
+    return [o for o in (objects if objects is not None else bpy.data.objects) if metadata.is_from_tripo(o)]

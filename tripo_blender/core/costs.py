@@ -1,0 +1,143 @@
+"""Credit estimates for task requests.
+
+Tripo does not publish a price list for apiv3; the only table at hand is a reseller's
+(seed 003, 3D AI Studio, for Tripo v3.0/v3.1). Every figure here is therefore an estimate,
+shown as such ("≈ 40 credits (estimate)"); what a finished task reports in
+``credits_consumed`` is the truth. Task types without any published price get a guess that
+is marked ``is_guess=True`` and described as "rough guess".
+
+No ``bpy`` here (see ``core/__init__``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import tasks as t
+
+__all__ = ["CostEstimate", "estimate_credits", "PUBLISHED_SOURCE", "GUESSED_SOURCE",
+           "GUESSED_PRICES"]
+
+PUBLISHED_SOURCE = "published reseller table for Tripo v3.0/v3.1 (3D AI Studio)"
+GUESSED_SOURCE = "no published price; the add-on's guess"
+
+# Published (seed 003).
+_GEN_BASE = {t.TEXT_TO_MODEL: 20.0, t.IMAGE_TO_MODEL: 40.0, t.MULTIVIEW_TO_MODEL: 40.0}
+_GEN_BASE_P1 = {t.TEXT_TO_MODEL: 60.0, t.IMAGE_TO_MODEL: 80.0, t.MULTIVIEW_TO_MODEL: 80.0}
+_TEXTURE = {"standard": 20.0, "detailed": 40.0}
+_GEOMETRY_DETAILED = 40.0
+_SMART_LOW_POLY = 20.0
+_GENERATE_PARTS = 40.0
+_QUAD = 10.0
+_TEXTURE_MODEL = {"standard": 20.0, "detailed": 40.0}
+_STYLE_IMAGE = 10.0
+_CONVERT_BASIC = 10.0
+_CONVERT_ADVANCED = 20.0
+_CONVERT_QUAD = 10.0
+_SEGMENTATION = 80.0
+
+#: Guesses for task types without a published price (credits; per clip for retarget).
+GUESSED_PRICES: dict[str, float] = {
+    t.TEXT_TO_IMAGE: 10.0,
+    t.GENERATE_IMAGE: 10.0,
+    t.GENERATE_MULTIVIEW_IMAGE: 10.0,
+    t.EDIT_MULTIVIEW_IMAGE: 10.0,
+    t.MESH_COMPLETION: 20.0,
+    t.HIGHPOLY_TO_LOWPOLY: 10.0,
+    t.MESH_UV: 10.0,
+    t.ANIMATE_PRERIGCHECK: 0.0,
+    t.ANIMATE_RIG: 25.0,
+    t.ANIMATE_RETARGET: 10.0,  # per animation clip ("billed per clip")
+    t.IMPORT_MODEL: 0.0,
+}
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Estimated credits of one request, with the items that make it up."""
+
+    credits: float
+    breakdown: list[tuple[str, float]] = field(default_factory=list)
+    is_estimate: bool = True
+    source: str = PUBLISHED_SOURCE
+    #: True when no published price exists for (part of) it.
+    is_guess: bool = False
+
+    def describe(self) -> str:
+        """E.g. "≈ 40 credits (estimate)" or "≈ 25 credits (rough guess)"."""
+        if not self.is_estimate:
+            return f"{_fmt(self.credits)} credits"
+        kind = "rough guess" if self.is_guess else "estimate"
+        return f"≈ {_fmt(self.credits)} credits ({kind})"
+
+    def describe_breakdown(self) -> str:
+        """E.g. "base 20 + texture (standard) 20"."""
+        return " + ".join(f"{label} {_fmt(value)}" for label, value in self.breakdown)
+
+
+def _make(items: list[tuple[str, float]], *, guess: bool = False) -> CostEstimate:
+    return CostEstimate(
+        credits=float(sum(v for _, v in items)),
+        breakdown=items,
+        is_estimate=True,
+        source=GUESSED_SOURCE if guess else PUBLISHED_SOURCE,
+        is_guess=guess,
+    )
+
+
+def _generation(req: "t._GenerationRequest") -> CostEstimate:
+    p1 = req.is_p1
+    base = (_GEN_BASE_P1 if p1 else _GEN_BASE)[req.task_type]
+    items: list[tuple[str, float]] = [("base (P1)" if p1 else "base", base)]
+    # texture defaults to on; pbr implies a texture.
+    textured = req.texture is not False or bool(req.pbr)
+    if req.generate_parts:
+        textured = False
+    if textured:
+        quality = req.texture_quality or "standard"
+        items.append((f"texture ({quality})", _TEXTURE[quality]))
+    if not p1:
+        if req.geometry_quality == "detailed":
+            items.append(("detailed geometry", _GEOMETRY_DETAILED))
+        if req.smart_low_poly:
+            items.append(("smart low poly", _SMART_LOW_POLY))
+        if req.generate_parts:
+            items.append(("parts", _GENERATE_PARTS))
+        if req.quad:
+            items.append(("quad", _QUAD))
+    return _make(items)
+
+
+def estimate_credits(request: "t.TaskRequest") -> CostEstimate:
+    """Estimated credits of ``request`` (a :class:`~.tasks.TaskRequest`)."""
+    task_type = request.task_type
+    if isinstance(request, t._GenerationRequest):
+        return _generation(request)
+    if isinstance(request, t.TextureModelRequest):
+        quality = request.texture_quality or "standard"
+        items = [(f"texture ({quality})", _TEXTURE_MODEL[quality])]
+        if request.texture_prompt is not None and request.texture_prompt.style_image:
+            items.append(("style image", _STYLE_IMAGE))
+        return _make(items)
+    if isinstance(request, t.ConvertModelRequest):
+        advanced = request.non_default_options()
+        items = [("convert (advanced)" if advanced else "convert (basic)",
+                  _CONVERT_ADVANCED if advanced else _CONVERT_BASIC)]
+        if request.quad:
+            items.append(("quad", _CONVERT_QUAD))
+        return _make(items)
+    if isinstance(request, t.MeshSegmentationRequest):
+        return _make([("segmentation", _SEGMENTATION)])
+    if isinstance(request, t.AnimateRetargetRequest):
+        clips = max(1, len(request.clips))
+        per = GUESSED_PRICES[t.ANIMATE_RETARGET]
+        return _make([(f"animation x{clips}", per * clips)], guess=True)
+    price: Optional[float] = GUESSED_PRICES.get(task_type)
+    if price is None:
+        price = 0.0
+    return _make([(t.task_label(task_type).lower(), price)], guess=True)

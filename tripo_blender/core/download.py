@@ -1,0 +1,211 @@
+"""Streamed, size-checked, atomic downloads of task outputs.
+
+- The body is written in chunks to ``<dest>.part`` beside the destination and moved into
+  place with ``os.replace`` only once complete; on any failure the partial file is removed.
+  Memory use stays flat whatever the size.
+- Only http(s) URLs. The API key is never sent: the session given must be a plain one (no
+  auth), and the ``Authorization`` header is removed explicitly on every request anyway.
+- Signed output URLs expire: on 401/403/410 the ``refresh_url`` callback (the provider
+  re-queries the task) is called once for a fresh URL.
+- A body shorter than ``Content-Length`` (cut connection) is retried a bounded number of
+  times, then :class:`DownloadError`.
+
+No ``bpy`` here (see ``core/__init__``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Optional, Union
+from urllib.parse import urlsplit
+
+import requests
+
+from .errors import DownloadError, TripoError
+from .http import redact_url
+
+log = logging.getLogger(__name__)
+
+__all__ = ["download_file", "CHUNK_SIZE", "DEFAULT_MAX_BYTES", "EXPIRED_STATUSES"]
+
+CHUNK_SIZE = 1024 * 1024
+#: Default cap of a single download (1 GiB).
+DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
+#: Answers taken as "this signed URL expired".
+EXPIRED_STATUSES = frozenset({401, 403, 410})
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class _Truncated(Exception):
+    pass
+
+
+class _Expired(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class _Retryable(Exception):
+    pass
+
+
+def _check_url(url: str) -> None:
+    if not isinstance(url, str) or urlsplit(url).scheme.lower() not in ("http", "https") \
+            or not urlsplit(url).hostname:
+        raise DownloadError(
+            f"Cannot download '{redact_url(str(url))}': only http(s) links are supported.",
+            url=redact_url(str(url)),
+        )
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # pragma: no cover - e.g. file locked on Windows
+        log.warning("Could not remove partial download %s: %s", path, exc)
+
+
+def _fetch_once(session: requests.Session, url: str, part: Path, *, max_bytes: Optional[int],
+                chunk_size: int, timeout, progress: Optional[Callable[[int, Optional[int]], None]],
+                ) -> int:
+    """One attempt: stream ``url`` into ``part``; returns bytes written."""
+    headers = {
+        "Authorization": None,  # None removes it even if the session had one
+        "Accept-Encoding": "identity",  # so Content-Length is the size on disk
+        "Accept": "*/*",
+    }
+    try:
+        resp = session.get(url, stream=True, timeout=timeout, headers=headers,
+                           allow_redirects=True)
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError) as exc:
+        raise _Retryable(f"connection failed ({type(exc).__name__})") from exc
+    with resp:
+        if resp.status_code in EXPIRED_STATUSES:
+            raise _Expired(resp.status_code)
+        if resp.status_code in _RETRY_STATUSES:
+            raise _Retryable(f"HTTP {resp.status_code}")
+        if resp.status_code == 404:
+            raise _Expired(404)
+        if not 200 <= resp.status_code < 300:
+            raise DownloadError(f"The download failed: the server answered HTTP {resp.status_code}.",
+                                http_status=resp.status_code, url=redact_url(url))
+        expected: Optional[int] = None
+        length = resp.headers.get("Content-Length")
+        encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        if length is not None and not encoded:
+            try:
+                expected = int(length)
+            except ValueError:
+                expected = None
+        if max_bytes is not None and expected is not None and expected > max_bytes:
+            raise DownloadError(
+                f"The file is {expected / 1048576:.1f} MB, more than the "
+                f"{max_bytes / 1048576:.1f} MB allowed for a download; nothing was saved.",
+                url=redact_url(url),
+            )
+        written = 0
+        try:
+            with open(part, "wb") as out:
+                for chunk in resp.iter_content(chunk_size=chunk_size):
+                    if not chunk:
+                        continue
+                    written += len(chunk)
+                    if max_bytes is not None and written > max_bytes:
+                        raise DownloadError(
+                            f"The file is larger than the {max_bytes / 1048576:.1f} MB allowed "
+                            "for a download; it was stopped and nothing was saved.",
+                            url=redact_url(url),
+                        )
+                    out.write(chunk)
+                    if progress is not None:
+                        progress(written, expected)
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout) as exc:
+            raise _Truncated(f"connection cut after {written} bytes") from exc
+        if expected is not None and written != expected:
+            raise _Truncated(f"got {written} of {expected} bytes")
+        return written
+
+
+def download_file(
+    session: requests.Session,
+    url: str,
+    dest: Union[str, os.PathLike],
+    *,
+    max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
+    refresh_url: Optional[Callable[[], Optional[str]]] = None,
+    chunk_size: int = CHUNK_SIZE,
+    max_attempts: int = 3,
+    timeout=(10, 60),
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Optional[Callable[[int, Optional[int]], None]] = None,
+) -> Path:
+    """Download ``url`` to ``dest`` (parent folders created). Returns ``dest`` as a Path.
+
+    ``refresh_url()`` is called at most once, when the URL looks expired (401/403/404/410);
+    it returns a fresh URL (or None if there is none). Cut or failed transfers are retried up
+    to ``max_attempts`` in total. ``progress(bytes_so_far, total_or_None)`` is called per
+    chunk. Raises :class:`DownloadError` (or the :class:`TripoError` raised by
+    ``refresh_url``); the destination is then untouched and no ``.part`` file remains.
+    """
+    _check_url(url)
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    refreshed = False
+    attempt = 0
+    last_reason = ""
+    while True:
+        attempt += 1
+        try:
+            size = _fetch_once(session, url, part, max_bytes=max_bytes, chunk_size=chunk_size,
+                               timeout=timeout, progress=progress)
+            os.replace(part, dest)
+            log.debug("Downloaded %s (%d bytes) to %s", redact_url(url), size, dest)
+            return dest
+        except _Expired as exc:
+            _remove(part)
+            if refresh_url is None or refreshed:
+                raise DownloadError(
+                    f"The download link is no longer valid (HTTP {exc.status}).",
+                    http_status=exc.status, url=redact_url(url),
+                    suggestion=("Query the task again for a fresh link" if refresh_url is None
+                                else "The task's files may have been deleted; "
+                                     "generate the result again"),
+                ) from None
+            refreshed = True
+            log.info("Download link expired (HTTP %s); asking for a fresh one", exc.status)
+            new_url = refresh_url()
+            if not new_url:
+                raise DownloadError("The download link expired and the task has no fresh one.",
+                                    http_status=exc.status, url=redact_url(url)) from None
+            _check_url(new_url)
+            url = new_url
+            attempt -= 1  # a refresh is not a failed transfer
+        except (_Truncated, _Retryable) as exc:
+            _remove(part)
+            last_reason = str(exc)
+            if attempt >= max_attempts:
+                raise DownloadError(
+                    f"The download kept failing ({last_reason}) after {attempt} attempts.",
+                    url=redact_url(url),
+                ) from None
+            log.info("Download of %s failed (%s); retrying", redact_url(url), last_reason)
+            sleep(min(8.0, 0.5 * (2 ** (attempt - 1))))
+        except TripoError:
+            _remove(part)
+            raise
+        except OSError as exc:
+            _remove(part)
+            raise DownloadError(f"Could not write '{dest}': {exc.strerror or exc}.",
+                                url=redact_url(url)) from None
+        except BaseException:
+            _remove(part)
+            raise

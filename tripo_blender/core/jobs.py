@@ -1,0 +1,661 @@
+"""Jobs and the background worker that runs them.
+
+A job is one Tripo task or a chain of them (generate -> rig -> retarget, ...). The worker thread
+does every network call: it creates tasks, polls all running tasks together in one request,
+downloads results. Rule: THE WORKER NEVER TOUCHES bpy. It takes plain values in (Job objects
+given to `submit`, commands through a queue) and hands plain values out (`JobEvent`s with a dict
+snapshot of the job) through `events`, a queue.Queue the main thread drains.
+
+Billing safety: a step is journaled as SENDING before its create request goes out. A create
+whose outcome is unknown (the request may have reached Tripo) is never sent again: it is
+reconciled with the server (adopted if found), and if that cannot settle it the job waits for
+the user's decision (NEEDS_DECISION). A failed task is only resubmitted when retries were asked
+for and its failure is not one that would fail again (content policy, bad parameters).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import mimetypes
+import os
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+from . import errors, tasks
+from .journal import Journal
+
+log = logging.getLogger(__name__)
+
+# Job states
+QUEUED = "queued"              # waiting for a concurrency slot or for its first create
+ACTIVE = "active"              # a task of the chain is being created, running or downloaded
+READY = "ready"                # every output is on disk; waiting for the main thread to import
+IMPORTED = "imported"
+FAILED = "failed"
+NEEDS_DECISION = "needs_decision"  # a create may or may not have billed: the user decides
+CANCELLED = "cancelled"
+FINAL_STATES = (IMPORTED, FAILED, CANCELLED)
+
+# Step states
+PENDING = "pending"
+SENDING = "sending"            # create request about to go out / outcome not yet known
+RUNNING = "running"            # task id known, not finished
+DOWNLOADING = "downloading"
+DONE = "done"
+STEP_FAILED = "failed"
+
+# Failures that a resubmission would only repeat (and bill again).
+NON_RETRYABLE_CODES = {1003, 1004, 1005, 2006, 2007, 2008, 2010, 2015, 2016, 2017, 2018}
+MAX_UNSENT_ATTEMPTS = 4  # creates that never left the machine (service unreachable)
+OUTPUT_FILE_KEYS = ("model_url", "rendered_image_url", "generated_image_url")
+
+
+@dataclass
+class Step:
+    task_type: str
+    params: dict
+    input_from: int | None = None  # index of an earlier step whose task id becomes `input`
+    file_stem: str = ""            # how downloaded files are named (default "<n>_<type>")
+    downloads: tuple[str, ...] = ("model_url", "rendered_image_url", "generated_image_url")
+    task_id: str | None = None
+    state: str = PENDING
+    progress: int = 0
+    status: str = ""               # Tripo's status string
+    sent_at: float | None = None   # wall-clock time the create went out
+    task: dict | None = None       # the last task record Tripo sent
+    files: dict = field(default_factory=dict)  # output key -> local path
+    error: dict | None = None
+    attempts: int = 0
+    submitted_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass
+class Job:
+    job_id: str
+    label: str
+    steps: list[Step]
+    meta: dict = field(default_factory=dict)  # plain values for whoever imports the result
+    state: str = QUEUED
+    provider: str = ""
+    base_url: str = ""
+    out_dir: str = ""
+    error: dict | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    imported: list = field(default_factory=list)
+
+    @classmethod
+    def new(cls, label: str, steps: list[Step], meta: dict | None = None, job_id: str | None = None) -> "Job":
+        return cls(job_id=job_id or uuid.uuid4().hex[:12], label=label, steps=steps, meta=meta or {})
+
+    @property
+    def current_index(self) -> int:
+        for index, step in enumerate(self.steps):
+            if step.state != DONE:
+                return index
+        return len(self.steps) - 1
+
+    @property
+    def current(self) -> Step:
+        return self.steps[self.current_index]
+
+    @property
+    def credits(self) -> float:
+        return sum(float((s.task or {}).get("credits_consumed") or 0) for s in self.steps)
+
+    @property
+    def progress(self) -> float:
+        """0..1 over the whole chain."""
+        done = sum(1 for s in self.steps if s.state == DONE)
+        running = self.current.progress / 100 if self.current.state != DONE else 0
+        return min(1.0, (done + running) / max(1, len(self.steps)))
+
+    def to_record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Job":
+        record = copy.deepcopy(record)
+        steps = []
+        for s in record.pop("steps"):
+            s["downloads"] = tuple(s.get("downloads") or ())
+            steps.append(Step(**s))
+        return cls(steps=steps, **record)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    kind: str      # "update", "ready", "failed", "needs_decision", "cancelled", "notice"
+    job_id: str
+    job: dict      # snapshot (Job.to_record()); plain values only
+    message: str = ""
+
+
+def validate_chain(job: Job) -> None:
+    """Builds every step's request before anything is sent: bad input costs no credits."""
+    for index, step in enumerate(job.steps):
+        params = dict(step.params)
+        if index == 0 and job.meta.get("source_type"):
+            tasks.check_chain(step.task_type, job.meta["source_type"])
+        if step.input_from is not None:
+            if not 0 <= step.input_from < index:
+                raise errors.ValidationError(f"step {index + 1} takes its input from a later step")
+            source_type = job.steps[step.input_from].task_type
+            tasks.check_chain(step.task_type, source_type)
+            params["input"] = "00000000-0000-4000-8000-000000000000"  # stands for the future task id
+        tasks.build_request(step.task_type, **params)
+
+
+class JobEngine:
+    """Runs jobs on one daemon worker thread. Thread-safe entry points: submit, cancel, retry,
+    decide, mark_imported, snapshot, stop. Results come out of `events`."""
+
+    def __init__(self, provider_factory: Callable[[], object], journal: Journal, download_dir: str | os.PathLike,
+                 *, provider_name: str = "tripo", base_url: str = "", max_concurrent: int = 8,
+                 creates_per_minute: int = 100, max_task_retries: int = 0,
+                 poll_min: float = 0.5, poll_max: float = 5.0, download_workers: int = 2):
+        self._provider_factory = provider_factory
+        self._local = threading.local()
+        self.journal = journal
+        self.download_dir = Path(download_dir)
+        self.provider_name = provider_name
+        self.base_url = base_url
+        self.max_concurrent = max(1, max_concurrent)
+        self._slot_cap = self.max_concurrent  # lowered while Tripo answers 2000
+        self.creates_per_minute = creates_per_minute
+        self.max_task_retries = max_task_retries
+        self.poll_min, self.poll_max = poll_min, poll_max
+        self.events: "queue.Queue[JobEvent]" = queue.Queue()
+        self._inbox: "queue.Queue[Callable[[], None]]" = queue.Queue()
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()  # guards _jobs for snapshot() from other threads
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._downloads = ThreadPoolExecutor(max_workers=download_workers, thread_name_prefix="tripo-download")
+        self._pending_downloads: dict[tuple[str, int], Future] = {}
+        self._create_times: deque[float] = deque()
+        self._retry_at: dict[tuple[str, int], float] = {}
+        self._next_poll = 0.0
+        self._poll_failures = 0
+        self.stats = {"creates": 0, "polls": 0, "downloads": 0}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "JobEngine":
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="tripo-jobs", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._downloads.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- thread-safe commands ----------------------------------------------------------------
+    def submit(self, job: Job) -> str:
+        """Validates the whole chain (raises errors.ValidationError), journals it, queues it."""
+        validate_chain(job)
+        job.provider, job.base_url = self.provider_name, self.base_url
+        job.out_dir = job.out_dir or str(self.download_dir / job.job_id)
+        job.state = QUEUED
+        self.journal.save(job.to_record())
+        self._command(lambda: self._add(job))
+        return job.job_id
+
+    def resume_from_journal(self) -> list[dict]:
+        """Adopts unfinished jobs of this provider/host from the journal; returns their records."""
+        resumed = []
+        for record in self.journal.load_all():
+            if record.get("state") in FINAL_STATES:
+                continue
+            if (record.get("provider"), record.get("base_url")) != (self.provider_name, self.base_url):
+                continue
+            job = Job.from_record(record)
+            for step in job.steps:
+                if step.state == DOWNLOADING:
+                    step.state = RUNNING  # poll again for fresh URLs
+            resumed.append(job.to_record())
+            self._command(lambda job=job: self._add(job, resumed=True))
+        return resumed
+
+    def cancel(self, job_id: str) -> None:
+        self._command(lambda: self._cancel(job_id))
+
+    def retry(self, job_id: str) -> None:
+        """Resubmits a failed job from its failed step (a new task: the failed one billed nothing)."""
+        self._command(lambda: self._retry(job_id))
+
+    def decide(self, job_id: str, resubmit: bool) -> None:
+        """For NEEDS_DECISION jobs: resubmit (may bill twice) or give up."""
+        self._command(lambda: self._decide(job_id, resubmit))
+
+    def mark_imported(self, job_id: str, names: list[str]) -> None:
+        self._command(lambda: self._mark_imported(job_id, names))
+
+    def snapshot(self, job_id: str | None = None):
+        with self._lock:
+            if job_id is not None:
+                job = self._jobs.get(job_id)
+                return job.to_record() if job else None
+            return [job.to_record() for job in self._jobs.values()]
+
+    def fetch_balance(self) -> None:
+        """Asks the worker for the account balance; the answer comes as a "balance" event."""
+        self._command(self._fetch_balance)
+
+    def _fetch_balance(self) -> None:
+        try:
+            balance = self.provider.balance()
+            payload = {"balance": float(balance.balance), "frozen": float(balance.frozen or 0)}
+            self.events.put(JobEvent("balance", "", payload))
+        except errors.TripoError as exc:
+            self.events.put(JobEvent("balance", "", {}, exc.user_message()))
+
+    def forget(self, job_id: str) -> None:
+        """Removes a finished job from the engine and the journal (its files stay on disk)."""
+        self._command(lambda: self._forget(job_id))
+
+    def _command(self, fn: Callable[[], None]) -> None:
+        self._inbox.put(fn)
+        self._wake.set()
+
+    # --- worker -------------------------------------------------------------------------------
+    @property
+    def provider(self):
+        provider = getattr(self._local, "provider", None)
+        if provider is None:
+            provider = self._local.provider = self._provider_factory()
+        return provider
+
+    def _run(self) -> None:
+        log.debug("job worker started")
+        while not self._stop.is_set():
+            try:
+                self._drain_inbox()
+                self._submit_steps()
+                self._reconcile_steps()
+                if time.monotonic() >= self._next_poll:
+                    self._poll()
+                self._collect_downloads()
+            except Exception:  # noqa: BLE001 - the worker must survive any single failure
+                log.exception("job worker round failed")
+                self._next_poll = time.monotonic() + self.poll_max
+            self._wake.wait(timeout=self._sleep_time())
+            self._wake.clear()
+        log.debug("job worker stopped")
+
+    def _sleep_time(self) -> float:
+        now = time.monotonic()
+        deadlines = [self._next_poll] if self._has_running() else []
+        deadlines += [t for t in self._retry_at.values()]
+        if self._pending_downloads:
+            deadlines.append(now + 0.05)
+        if any(j.state == QUEUED or j.current.state == PENDING for j in self._active_jobs()):
+            deadlines.append(now + 0.25)
+        return max(0.01, min(deadlines, default=now + 1.0) - now)
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                fn = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            fn()
+
+    def _add(self, job: Job, resumed: bool = False) -> None:
+        with self._lock:
+            if job.job_id in self._jobs and resumed:
+                return
+            self._jobs[job.job_id] = job
+        if job.state == READY:
+            self._emit("ready", job)
+            return
+        for index, step in enumerate(job.steps):
+            if step.state == SENDING:
+                self._retry_at[(job.job_id, index)] = 0.0  # reconcile right away
+        self._emit("update", job)
+
+    def _active_jobs(self) -> list[Job]:
+        return [j for j in self._jobs.values() if j.state in (QUEUED, ACTIVE)]
+
+    def _has_running(self) -> bool:
+        return any(j.current.state == RUNNING for j in self._active_jobs())
+
+    def _tasks_in_flight(self) -> int:
+        return sum(1 for j in self._active_jobs() if j.current.state in (SENDING, RUNNING))
+
+    # creates ----------------------------------------------------------------------------------
+    def _create_allowed(self) -> bool:
+        now = time.monotonic()
+        while self._create_times and now - self._create_times[0] > 60:
+            self._create_times.popleft()
+        return len(self._create_times) < self.creates_per_minute
+
+    def _submit_steps(self) -> None:
+        for job in sorted(self._active_jobs(), key=lambda j: j.created_at):
+            step = job.current
+            if step.state != PENDING:
+                continue
+            key = (job.job_id, job.current_index)
+            if self._retry_at.get(key, 0) > time.monotonic():
+                continue
+            if self._tasks_in_flight() >= self._slot_cap or not self._create_allowed():
+                return
+            self._create(job, job.current_index)
+
+    def _request_for(self, job: Job, index: int):
+        step = job.steps[index]
+        params = dict(step.params)
+        if step.input_from is not None:
+            params["input"] = job.steps[step.input_from].task_id
+        return tasks.build_request(step.task_type, **params)
+
+    def _create(self, job: Job, index: int) -> None:
+        step = job.steps[index]
+        key = (job.job_id, index)
+        try:
+            request = self._request_for(job, index)
+        except errors.TripoError as exc:
+            self._fail(job, exc)
+            return
+        step.state, step.sent_at, step.attempts = SENDING, time.time(), step.attempts + 1
+        job.state = ACTIVE
+        self._save(job)  # journaled BEFORE the request leaves: a crash now means "reconcile"
+        self._create_times.append(time.monotonic())
+        self.stats["creates"] += 1
+        try:
+            task_id = self.provider.create_task(request)
+        except errors.CreateOutcomeUnknown as exc:
+            log.warning("create of %s step %d: outcome unknown (%s); reconciling", job.job_id, index, exc)
+            self._retry_at[key] = time.monotonic() + 1.0
+            self._emit("notice", job, "Connection lost while creating the task; checking with Tripo "
+                                      "whether it was created (it will not be sent twice).")
+            return
+        except (errors.ConcurrencyLimited, errors.RateLimited) as exc:
+            # Tripo refused it, so nothing was created or billed: queue it locally and retry.
+            step.state = PENDING
+            job.state = QUEUED
+            self._slot_cap = max(1, self._tasks_in_flight())
+            delay = getattr(exc, "retry_after", None) or 2.0
+            self._retry_at[key] = time.monotonic() + delay
+            self._save(job)
+            self._emit("update", job, "Waiting for a free Tripo slot")
+            return
+        except errors.NetworkError as exc:
+            # Raised only when the request certainly did not go out (see the provider).
+            if step.attempts >= MAX_UNSENT_ATTEMPTS:
+                self._fail(job, exc)
+                return
+            step.state = PENDING
+            self._retry_at[key] = time.monotonic() + min(30.0, 2.0 ** min(step.attempts, 5))
+            self._save(job)
+            self._emit("notice", job, f"Network problem, will retry: {exc}")
+            return
+        except errors.TripoError as exc:
+            self._fail(job, exc)
+            return
+        self._retry_at.pop(key, None)
+        self._adopt(job, index, task_id)
+
+    def _adopt(self, job: Job, index: int, task_id: str) -> None:
+        step = job.steps[index]
+        step.task_id, step.state, step.status = task_id, RUNNING, "queued"
+        step.submitted_at = time.time()
+        self._save(job)
+        self._next_poll = min(self._next_poll, time.monotonic() + self.poll_min)
+        self._emit("update", job)
+
+    def _reconcile_steps(self) -> None:
+        now = time.monotonic()
+        for job in self._active_jobs():
+            index = job.current_index
+            step = job.steps[index]
+            key = (job.job_id, index)
+            if step.state != SENDING or self._retry_at.get(key, 0) > now:
+                continue
+            try:
+                request = self._request_for(job, index)
+                known = [s.task_id for j in self._jobs.values() for s in j.steps if s.task_id]
+                task_id = self.provider.reconcile_create(request, step.sent_at or time.time(), exclude=known)
+            except errors.CreateOutcomeUnknown:
+                step.attempts += 1
+                if step.attempts > 6:
+                    self._needs_decision(job, "Tripo could not confirm whether the task was created.")
+                else:
+                    self._retry_at[key] = now + min(30.0, 2.0 ** step.attempts)
+                continue
+            except errors.TripoError as exc:
+                self._retry_at[key] = now + 5.0
+                log.warning("reconcile of %s failed: %s", job.job_id, exc)
+                continue
+            self._retry_at.pop(key, None)
+            if task_id:
+                log.info("adopted task %s for job %s after an unknown create outcome", task_id, job.job_id)
+                self._adopt(job, index, task_id)
+            else:
+                self._needs_decision(job, "The create request may not have reached Tripo and no task "
+                                          "was found. Resubmit (may bill again) or cancel.")
+
+    # polling ----------------------------------------------------------------------------------
+    def _poll(self) -> None:
+        running = {j.current.task_id: j for j in self._active_jobs() if j.current.state == RUNNING}
+        if not running:
+            self._next_poll = time.monotonic() + self.poll_max
+            return
+        self.stats["polls"] += 1
+        try:
+            result = self.provider.poll_tasks(list(running))
+        except errors.AuthenticationError as exc:
+            self._poll_failures += 1
+            self._next_poll = time.monotonic() + 30.0
+            for job in running.values():
+                self._emit("notice", job, exc.user_message())
+            return
+        except errors.TripoError as exc:
+            self._poll_failures += 1
+            self._next_poll = time.monotonic() + min(30.0, self.poll_max * self._poll_failures)
+            log.warning("poll failed (%s); retrying", exc)
+            return
+        self._poll_failures = 0
+        for task_id in result.missed:
+            job = running[task_id]
+            self._fail(job, errors.TaskNotFound(f"Tripo does not know task {task_id} (any more)."))
+        for task_id, task in result.tasks.items():
+            job = running.get(task_id)
+            if job is not None:
+                self._apply_task(job, task)
+        self._next_poll = time.monotonic() + self._poll_interval()
+
+    def _poll_interval(self) -> float:
+        """Fast while a task is about to finish, slow while all are far from it; one request a
+        round polls every task, so this bounds the request rate whatever the number of tasks."""
+        remaining = []
+        for job in self._active_jobs():
+            step = job.current
+            if step.state != RUNNING or not step.task:
+                continue
+            left = step.task.get("running_left_time")
+            if isinstance(left, (int, float)) and left >= 0:
+                remaining.append(float(left))
+            elif step.progress and step.submitted_at:
+                elapsed = time.time() - step.submitted_at
+                remaining.append(elapsed * (100 - step.progress) / max(step.progress, 1))
+            else:
+                remaining.append(0.0)  # unknown: assume it may finish soon
+        if not remaining:
+            return self.poll_min
+        return max(self.poll_min, min(self.poll_max, min(remaining) / 2))
+
+    def _apply_task(self, job: Job, task) -> None:
+        step = job.current
+        record = task.model_dump(mode="json") if hasattr(task, "model_dump") else dict(task)
+        step.task = record
+        step.status = str(record.get("status") or "")
+        step.progress = int(record.get("progress") or 0)
+        if task.is_success:
+            step.progress = 100
+            step.state = DOWNLOADING
+            step.finished_at = time.time()
+            self._slot_cap = min(self.max_concurrent, self._slot_cap + 1)
+            self._save(job)
+            self._start_downloads(job, job.current_index)
+        elif task.is_finished:
+            step.finished_at = time.time()
+            code = record.get("error_code")
+            message = record.get("error_message") or f"Task {step.task_id} ended as {step.status}"
+            if self._may_retry(step, code):
+                log.info("task %s failed (%s); resubmitting (attempt %d)", step.task_id, code, step.attempts + 1)
+                step.state, step.task_id = PENDING, None
+                self._save(job)
+                self._emit("update", job, f"Retrying after: {message}")
+            else:
+                self._fail(job, errors.TripoError(message, code=code), step_failed=True)
+        self._emit("update", job)
+
+    def _may_retry(self, step: Step, code) -> bool:
+        return step.attempts <= self.max_task_retries and code not in NON_RETRYABLE_CODES
+
+    # downloads --------------------------------------------------------------------------------
+    def _start_downloads(self, job: Job, index: int) -> None:
+        step = job.steps[index]
+        output = (step.task or {}).get("output") or {}
+        wanted = [(key, output[key]) for key in step.downloads if output.get(key)]
+        multiview = output.get("multiview") or {}
+        if "generated_image_url" in step.downloads:
+            wanted += [(f"multiview:{view}", url) for view, url in multiview.items() if url]
+        stem = step.file_stem or f"{index + 1:02d}_{step.task_type}"
+        out_dir = Path(job.out_dir)
+        plan = []
+        for key, url in wanted:
+            ext = Path(urlparse(url).path).suffix or mimetypes.guess_extension("application/octet-stream") or ".bin"
+            suffix = "" if key == "model_url" else "_" + key.replace("_url", "").replace(":", "_")
+            plan.append((key, url, out_dir / f"{stem}{suffix}{ext}"))
+        future = self._downloads.submit(self._download_all, step.task_id, plan)
+        self._pending_downloads[(job.job_id, index)] = future
+
+    def _download_all(self, task_id: str, plan: list) -> dict:
+        files = {}
+        for key, url, dest in plan:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            output_key = key.split(":")[0] if not key.startswith("multiview:") else "multiview"
+            self.provider.download(url, dest, task_id=task_id, output_key=output_key)
+            files[key] = str(dest)
+        return files
+
+    def _collect_downloads(self) -> None:
+        for key, future in list(self._pending_downloads.items()):
+            if not future.done():
+                continue
+            del self._pending_downloads[key]
+            job = self._jobs.get(key[0])
+            if job is None or job.state in FINAL_STATES:
+                continue
+            step = job.steps[key[1]]
+            try:
+                step.files = future.result()
+            except errors.TripoError as exc:
+                self._fail(job, exc)
+                continue
+            except OSError as exc:
+                self._fail(job, errors.DownloadError(f"Could not save the result: {exc}"))
+                continue
+            self.stats["downloads"] += 1
+            step.state = DONE
+            if key[1] + 1 < len(job.steps):
+                job.steps[key[1] + 1].state = PENDING
+                self._save(job)
+                self._emit("update", job)
+            else:
+                job.state = READY
+                self._save(job)
+                self._emit("ready", job)
+
+    # state changes ----------------------------------------------------------------------------
+    def _fail(self, job: Job, exc: errors.TripoError, step_failed: bool = True) -> None:
+        step = job.current
+        if step_failed:
+            step.state = STEP_FAILED
+        job.state = FAILED
+        job.error = {"type": type(exc).__name__, "code": getattr(exc, "code", None),
+                     "message": exc.user_message() if hasattr(exc, "user_message") else str(exc)}
+        step.error = job.error
+        self._save(job)
+        self._emit("failed", job, job.error["message"])
+
+    def _needs_decision(self, job: Job, message: str) -> None:
+        job.state = NEEDS_DECISION
+        job.error = {"type": "CreateOutcomeUnknown", "code": None, "message": message}
+        self._save(job)
+        self._emit("needs_decision", job, message)
+
+    def _cancel(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is None or job.state in FINAL_STATES:
+            return
+        job.state = CANCELLED
+        self._save(job)
+        self._emit("cancelled", job, "Stopped tracking. Tripo has no server-side cancel: a task "
+                                     "already running finishes there and is billed.")
+
+    def _retry(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is None or job.state not in (FAILED, CANCELLED):
+            return
+        step = job.current
+        if step.state in (STEP_FAILED, SENDING, PENDING) or step.task_id is None:
+            step.state, step.task_id, step.error = PENDING, None, None
+        job.state, job.error = QUEUED, None
+        self._save(job)
+        self._emit("update", job)
+
+    def _decide(self, job_id: str, resubmit: bool) -> None:
+        job = self._jobs.get(job_id)
+        if job is None or job.state != NEEDS_DECISION:
+            return
+        if resubmit:
+            job.current.state, job.state, job.error = PENDING, QUEUED, None
+            self._save(job)
+            self._emit("update", job)
+        else:
+            self._cancel(job_id)
+
+    def _mark_imported(self, job_id: str, names: list[str]) -> None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return
+        job.state, job.imported = IMPORTED, list(names)
+        self._save(job)
+        self._emit("update", job)
+
+    def _forget(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs.pop(job_id, None)
+        if job is not None:
+            self.journal.delete(job_id)
+
+    def _save(self, job: Job) -> None:
+        job.updated_at = time.time()
+        self.journal.save(job.to_record())
+
+    def _emit(self, kind: str, job: Job, message: str = "") -> None:
+        with self._lock:
+            snapshot = job.to_record()
+        self.events.put(JobEvent(kind, job.job_id, snapshot, message))

@@ -1,0 +1,51 @@
+"""The job journal: every job and every task id on disk, the moment it is known.
+
+One JSON file per job (`<dir>/<job_id>.json`), replaced atomically (write a temp file, fsync,
+os.replace), so a crash or a closed Blender leaves either the old or the new record, never half of
+one. A step is journaled as `sending` BEFORE its create request goes out: after a crash, such a
+step is reconciled with the server instead of being sent again (a second create bills twice).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, job_id: str) -> Path:
+        return self.directory / f"{job_id}.json"
+
+    def save(self, record: dict) -> None:
+        target = self.path_for(record["job_id"])
+        fd, tmp = tempfile.mkstemp(prefix=f".{record['job_id']}.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record, handle, indent=1, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_all(self) -> list[dict]:
+        records = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                records.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as exc:  # keep going: one bad file must not hide the rest
+                log.warning("skipping unreadable journal entry %s: %s", path.name, exc)
+        return records
+
+    def delete(self, job_id: str) -> None:
+        self.path_for(job_id).unlink(missing_ok=True)

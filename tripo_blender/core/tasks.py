@@ -1,0 +1,1667 @@
+"""Tripo tasks: the task object the API returns, one request model per task type, the
+validation a person can read, chain rules between task types, and local image checks.
+
+Everything here is plain Python (pydantic v2 + stdlib); no ``bpy`` (see ``core/__init__``).
+
+Building a request
+------------------
+``build_request(task_type, **params)`` is the one entry point callers need. It returns the
+request model of that type, or raises our :class:`~.errors.ValidationError` (never pydantic's)
+whose message names the option and says what is wrong. ``None`` values mean "not set".
+
+Inputs
+------
+An input value (``input``, the ``inputs`` of multiview, ``texture_prompt.image`` ...) may be
+a task id, a file token (``file_...``), an http(s) URL, or an absolute path of a local file.
+Local files are checked here (type and size) and uploaded by the provider at create time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar, Iterable, Literal, Optional, Union
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import ValidationError, RetiredTaskType
+
+log = logging.getLogger(__name__)
+
+# =========================================================================== vocabulary
+
+TEXT_TO_MODEL = "text_to_model"
+IMAGE_TO_MODEL = "image_to_model"
+MULTIVIEW_TO_MODEL = "multiview_to_model"
+TEXT_TO_IMAGE = "text_to_image"
+GENERATE_IMAGE = "generate_image"
+GENERATE_MULTIVIEW_IMAGE = "generate_multiview_image"
+EDIT_MULTIVIEW_IMAGE = "edit_multiview_image"
+TEXTURE_MODEL = "texture_model"
+MESH_SEGMENTATION = "mesh_segmentation"
+MESH_COMPLETION = "mesh_completion"
+HIGHPOLY_TO_LOWPOLY = "highpoly_to_lowpoly"
+MESH_UV = "mesh_uv"
+ANIMATE_PRERIGCHECK = "animate_prerigcheck"
+ANIMATE_RIG = "animate_rig"
+ANIMATE_RETARGET = "animate_retarget"
+CONVERT_MODEL = "convert_model"
+IMPORT_MODEL = "import_model"
+
+#: Task types Tripo retired, with what to tell the user.
+RETIRED_TASK_TYPES: dict[str, str] = {
+    "refine_model": (
+        "refine_model was retired by Tripo: API v3 has no refine step. Generate again with a "
+        "current model version (v3.x), which produces the final quality directly."
+    ),
+    "stylize_model": (
+        "stylize_model was retired by Tripo: API v3 has no stylize step (lego, voxel, voronoi, "
+        "minecraft). Describe the style in the prompt of a new generation instead."
+    ),
+}
+
+#: Human names of the task types.
+TASK_LABELS: dict[str, str] = {
+    TEXT_TO_MODEL: "Text to model",
+    IMAGE_TO_MODEL: "Image to model",
+    MULTIVIEW_TO_MODEL: "Multiview to model",
+    TEXT_TO_IMAGE: "Text to image",
+    GENERATE_IMAGE: "Image to image",
+    GENERATE_MULTIVIEW_IMAGE: "Image to multiview",
+    EDIT_MULTIVIEW_IMAGE: "Edit multiview",
+    TEXTURE_MODEL: "Texture",
+    MESH_SEGMENTATION: "Segmentation",
+    MESH_COMPLETION: "Part completion",
+    HIGHPOLY_TO_LOWPOLY: "Smart low poly",
+    MESH_UV: "UV unwrap",
+    ANIMATE_PRERIGCHECK: "Rig check",
+    ANIMATE_RIG: "Rig",
+    ANIMATE_RETARGET: "Animation retarget",
+    CONVERT_MODEL: "Convert",
+    IMPORT_MODEL: "Import",
+    "refine_model": "Refine (retired)",
+    "stylize_model": "Stylize (retired)",
+}
+
+
+#: Other names the server may report for a task type (the uv step has no v2 name).
+TASK_TYPE_ALIASES: dict[str, str] = {
+    "uv_unwrap": MESH_UV,
+    "smart_uv": MESH_UV,
+    "uv": MESH_UV,
+    "smart_lowpoly": HIGHPOLY_TO_LOWPOLY,
+    "prerigcheck": ANIMATE_PRERIGCHECK,
+}
+
+
+def normalize_task_type(task_type: Optional[str]) -> Optional[str]:
+    """The canonical (v2 vocabulary) name of a task type the server reported."""
+    if task_type is None:
+        return None
+    text = str(task_type).strip()
+    return TASK_TYPE_ALIASES.get(text, text) or None
+
+
+def task_label(task_type: Optional[str]) -> str:
+    """Human name of a task type (the raw name when unknown)."""
+    if not task_type:
+        return "unknown task"
+    return TASK_LABELS.get(task_type, task_type)
+
+
+# --------------------------------------------------------------------------- versions
+
+#: Known generation model versions (text/image/multiview to model). First is the default.
+GENERATION_MODELS: tuple[str, ...] = (
+    "v3.1-20260211",
+    "v3.0-20250812",
+    "v2.5-20250123",
+    "P1-20260311",
+)
+DEFAULT_GENERATION_MODEL = "v3.1-20260211"
+TEXTURE_MODELS: tuple[str, ...] = ("v2.5-20250123", "v3.0-20250812", "v3.5-20260815")
+RIG_MODELS: tuple[str, ...] = ("v1.0-20240301", "v2.5-20260210", "v3.0-20260909")
+DEFAULT_RIG_MODEL = "v1.0-20240301"
+SEGMENT_MODELS: tuple[str, ...] = ("v1.0-20250506", "v2.0-20260430")
+DEFAULT_SEGMENT_MODEL = "v1.0-20250506"
+SEGMENT_V2_MODEL = "v2.0-20260430"
+#: Decimation models; the reference names them without dates. Dated forms are accepted too.
+DECIMATE_MODELS: tuple[str, ...] = ("v1.0", "v2.0", "v3.0")
+DEFAULT_DECIMATE_MODEL = "v2.0"
+
+# --------------------------------------------------------------------------- enums
+
+QUALITIES = ("standard", "detailed")
+TEXTURE_ALIGNMENTS = ("original_image", "geometry")
+ORIENTATIONS = ("default", "align_image")
+CONVERT_FORMATS = ("GLTF", "USDZ", "FBX", "OBJ", "STL", "3MF")
+TEXTURE_FORMATS = ("BMP", "DPX", "HDR", "JPEG", "OPEN_EXR", "PNG", "TARGA", "TIFF", "WEBP")
+FBX_PRESETS = ("blender", "mixamo", "3dsmax")
+EXPORT_ORIENTATIONS = ("+x", "-x", "+y", "-y")
+RIG_TYPES = ("biped", "quadruped", "hexapod", "octopod", "avian", "serpentine", "aquatic", "others")
+RIG_SPECS = ("tripo", "mixamo", "actorcore", "unity", "unreal", "vrm")
+#: Rig specs that need rig model v2.5 or v3.0.
+RIG_SPECS_NEEDING_NEW_MODEL = ("unity", "unreal", "vrm")
+RIG_OUT_FORMATS = ("glb", "fbx")
+SEGMENTATION_GRANULARITIES = ("simple", "balanced", "detailed")
+COMPLETION_MODES = ("ai_completion", "quick_cap")
+
+_BIPED_ANIMATIONS = (
+    "idle", "walk", "run", "dive", "climb", "jump", "slash", "shoot", "hurt", "fall", "turn",
+)
+#: Known animation presets for retargeting (v1.0 rigs use ``preset:biped:<name>``).
+ANIMATION_PRESETS: tuple[str, ...] = (
+    tuple(f"preset:{n}" for n in _BIPED_ANIMATIONS)
+    + tuple(f"preset:biped:{n}" for n in _BIPED_ANIMATIONS)
+    + (
+        "preset:quadruped:walk",
+        "preset:hexapod:walk",
+        "preset:octopod:walk",
+        "preset:serpentine:march",
+        "preset:aquatic:march",
+    )
+)
+MAX_ANIMATIONS = 5
+
+# --------------------------------------------------------------------------- limits
+
+PROMPT_MAX = 1024
+NEGATIVE_PROMPT_MAX = 255
+FACE_LIMIT_RANGE = (500, 500_000)
+FACE_LIMIT_RANGE_P1 = (48, 20_000)
+DECIMATE_FACE_RANGE = (500, 20_000)
+DECIMATE_QUAD_FACE_RANGE = (500, 10_000)
+IMAGE_MIN_SIDE = 20
+IMAGE_MAX_SIDE = 6000
+IMAGE_FORMATS = ("png", "jpeg", "webp")
+MODEL_FILE_FORMATS = ("glb", "fbx", "obj", "stl")
+#: Uploads are capped at 150 MB by the API.
+MAX_UPLOAD_BYTES = 150 * 1024 * 1024
+
+
+# =========================================================================== task status / task
+
+
+class TaskStatus(str, Enum):
+    """Status of a task. Unknown strings become ``UNKNOWN`` (treated as not finished)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def _missing_(cls, value: object) -> "TaskStatus":
+        if isinstance(value, str):
+            text = value.strip().lower()
+            for member in cls:
+                if member.value == text:
+                    return member
+            if text == "canceled":
+                return cls.CANCELLED
+            # v2 final states that v3 reports as failed (2008 / 2018).
+            if text in ("banned", "expired"):
+                return cls.FAILED
+        return cls.UNKNOWN
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+FINISHED_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+#: Keys of the four views in ``TaskOutput.multiview``.
+MULTIVIEW_KEYS = ("front_view_url", "left_view_url", "back_view_url", "right_view_url")
+
+
+def _none_if_empty(value: Any) -> Any:
+    return None if value in ("", None) else value
+
+
+def _to_str_or_none(value: Any) -> Optional[str]:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def _to_float_or_none(value: Any) -> Optional[float]:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if result == result else None
+
+
+def _to_int_or_none(value: Any) -> Optional[int]:
+    number = _to_float_or_none(value)
+    return None if number is None else int(number)
+
+
+class TaskOutput(BaseModel):
+    """Outputs of a task. Unknown fields are kept (``model_extra``)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+
+    model_url: Optional[str] = None
+    rendered_image_url: Optional[str] = None
+    generated_image_url: Optional[str] = None
+    uv_render_url: Optional[str] = None
+    depth_image_url: Optional[str] = None
+    riggable: Optional[bool] = None
+    rig_type: Optional[str] = Field(None, validation_alias=AliasChoices("rig_type", "topology"))
+    #: Views from ``generate_multiview_image``: ``{"front_view_url": ..., ...}``.
+    multiview: Optional[dict[str, Optional[str]]] = Field(
+        None, validation_alias=AliasChoices("multiview", "generate_multiview_image")
+    )
+
+    @field_validator(
+        "model_url", "rendered_image_url", "generated_image_url", "uv_render_url",
+        "depth_image_url", "rig_type", mode="before",
+    )
+    @classmethod
+    def _str_fields(cls, value: Any) -> Optional[str]:
+        return value if isinstance(value, str) and value else _to_str_or_none(
+            value if not isinstance(value, (dict, list)) else None
+        )
+
+    @field_validator("riggable", mode="before")
+    @classmethod
+    def _riggable(cls, value: Any) -> Optional[bool]:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("true", "yes", "1"):
+                return True
+            if text in ("false", "no", "0"):
+                return False
+            return None
+        if isinstance(value, (int, float)):
+            return bool(value)
+        return None
+
+    @field_validator("multiview", mode="before")
+    @classmethod
+    def _multiview(cls, value: Any) -> Optional[dict]:
+        if isinstance(value, dict):
+            return {str(k): (v if isinstance(v, str) and v else None) for k, v in value.items()}
+        if isinstance(value, list):  # a list in [front, left, back, right] order
+            return {k: (v if isinstance(v, str) and v else None)
+                    for k, v in zip(MULTIVIEW_KEYS, value)}
+        return None
+
+    def urls(self) -> dict[str, str]:
+        """Every URL output by key: the named fields, ``multiview.<view>`` and extra ``*_url``."""
+        found: dict[str, str] = {}
+        for key in ("model_url", "rendered_image_url", "generated_image_url", "uv_render_url",
+                    "depth_image_url"):
+            value = getattr(self, key)
+            if value:
+                found[key] = value
+        for key, value in (self.multiview or {}).items():
+            if value:
+                found[f"multiview.{key}"] = value
+        for key, value in (self.model_extra or {}).items():
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                found[key] = value
+        return found
+
+    def get_url(self, key: str) -> Optional[str]:
+        """URL of one output key: ``model_url``, ``multiview.front_view_url`` (or
+        ``multiview:front_view_url``, ``multiview:front``), an extra key."""
+        if key.startswith(("multiview.", "multiview:")):
+            view = key[len("multiview."):]
+            views = self.multiview or {}
+            return views.get(view) or views.get(f"{view}_view_url")
+        if key in type(self).model_fields:
+            value = getattr(self, key)
+            return value if isinstance(value, str) else None
+        value = (self.model_extra or {}).get(key)
+        return value if isinstance(value, str) else None
+
+
+class Task(BaseModel):
+    """A task as the API reports it. Parsing is defensive: missing or None fields are fine."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
+
+    task_id: str = ""
+    type: Optional[str] = None
+    status: TaskStatus = TaskStatus.UNKNOWN
+    progress: int = 0
+    input: dict[str, Any] = Field(default_factory=dict)
+    output: TaskOutput = Field(default_factory=TaskOutput)
+    credits_consumed: Optional[float] = None
+    created_at: Optional[str] = None
+    completed_at: Optional[str] = None
+    error_code: Optional[int] = None
+    error_message: Optional[str] = Field(
+        None, validation_alias=AliasChoices("error_message", "error_msg")
+    )
+    running_left_time: Optional[float] = None
+    queuing_num: Optional[int] = None
+
+    @field_validator("task_id", mode="before")
+    @classmethod
+    def _task_id(cls, value: Any) -> str:
+        return "" if value is None else str(value)
+
+    @field_validator("created_at", "completed_at", "error_message", mode="before")
+    @classmethod
+    def _opt_str(cls, value: Any) -> Optional[str]:
+        return _to_str_or_none(value)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type(cls, value: Any) -> Optional[str]:
+        return normalize_task_type(_to_str_or_none(value))
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> TaskStatus:
+        if isinstance(value, TaskStatus):
+            return value
+        return TaskStatus(value) if isinstance(value, str) else TaskStatus.UNKNOWN
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress(cls, value: Any) -> int:
+        number = _to_float_or_none(value)
+        if number is None:
+            return 0
+        return max(0, min(100, int(round(number))))
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input(cls, value: Any) -> dict:
+        return dict(value) if isinstance(value, dict) else {}
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _output(cls, value: Any) -> Any:
+        return value if isinstance(value, (dict, TaskOutput)) else {}
+
+    @field_validator("credits_consumed", "running_left_time", mode="before")
+    @classmethod
+    def _opt_float(cls, value: Any) -> Optional[float]:
+        return _to_float_or_none(value)
+
+    @field_validator("error_code", "queuing_num", mode="before")
+    @classmethod
+    def _opt_int(cls, value: Any) -> Optional[int]:
+        return _to_int_or_none(value)
+
+    @classmethod
+    def from_api(cls, data: Any, *, task_id: Optional[str] = None) -> "Task":
+        """Parse a task object from the API. Never raises for odd field values; a payload
+        that is not an object yields an ``UNKNOWN`` task with ``task_id`` (if given)."""
+        if not isinstance(data, dict):
+            data = {}
+        if task_id and not data.get("task_id"):
+            data = {**data, "task_id": task_id}
+        try:
+            return cls.model_validate(data)
+        except PydanticValidationError:  # pragma: no cover - validators are lenient
+            log.warning("Could not parse task %s; treating it as unknown", task_id)
+            return cls(task_id=task_id or str(data.get("task_id") or ""))
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status.is_finished
+
+    @property
+    def is_success(self) -> bool:
+        return self.status is TaskStatus.SUCCESS
+
+
+class UsageItem(BaseModel):
+    """One row of ``GET /v3/account/usage``."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+    task_id: str = ""
+    type: Optional[str] = None
+    status: TaskStatus = TaskStatus.UNKNOWN
+    created_at: Optional[str] = None
+    credits_consumed: Optional[float] = None
+
+    @field_validator("task_id", mode="before")
+    @classmethod
+    def _task_id(cls, value: Any) -> str:
+        return "" if value is None else str(value)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _opt_str(cls, value: Any) -> Optional[str]:
+        return _to_str_or_none(value)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type(cls, value: Any) -> Optional[str]:
+        return normalize_task_type(_to_str_or_none(value))
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any) -> TaskStatus:
+        return TaskStatus(value) if isinstance(value, str) else TaskStatus.UNKNOWN
+
+    @field_validator("credits_consumed", mode="before")
+    @classmethod
+    def _credits(cls, value: Any) -> Optional[float]:
+        return _to_float_or_none(value)
+
+
+# =========================================================================== inputs
+
+
+class InputKind(str, Enum):
+    TASK_ID = "task_id"
+    FILE_TOKEN = "file_token"
+    URL = "url"
+    LOCAL_FILE = "local_file"
+
+
+_TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{3,127}$")
+_FILE_TOKEN_RE = re.compile(r"^file_[A-Za-z0-9_\-]+$")
+
+
+def classify_input(value: Any, *, field: str = "input") -> InputKind:
+    """Say what an input value is: task id, ``file_`` token, http(s) URL or local file path.
+
+    Only the form is checked here (a local path must be absolute); existence and content of
+    local files are checked by :func:`check_local_files`.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{field} is empty: give a task id, an image URL or a file path.",
+                              field=field)
+    text = value.strip()
+    lowered = text.lower()
+    if lowered.startswith(("http://", "https://")):
+        return InputKind.URL
+    if "://" in text and not os.path.isabs(text):
+        scheme = text.split("://", 1)[0]
+        raise ValidationError(
+            f"{field}: '{scheme}://' links are not supported; use an http(s) URL or a local file.",
+            field=field,
+        )
+    if text.startswith("//"):
+        raise ValidationError(
+            f"{field}: '{text}' is a Blender-relative path; make it absolute first.", field=field
+        )
+    if _FILE_TOKEN_RE.match(text):
+        return InputKind.FILE_TOKEN
+    if os.path.isabs(text) or (os.name == "nt" and re.match(r"^[A-Za-z]:[\\/]", text)):
+        return InputKind.LOCAL_FILE
+    if _TASK_ID_RE.match(text):
+        return InputKind.TASK_ID
+    raise ValidationError(
+        f"{field}: '{text}' is not a task id, a file token, an http(s) URL or an absolute file "
+        "path (relative paths are not accepted).",
+        field=field,
+    )
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """One input value of a request: where it sits, its value, and what it must be."""
+
+    path: tuple  # e.g. ("input",), ("inputs", 0), ("texture_prompt", "image")
+    value: str
+    kind: str  # "image" or "model"
+
+    @property
+    def name(self) -> str:
+        out = ""
+        for part in self.path:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        return out
+
+    @property
+    def input_kind(self) -> InputKind:
+        return classify_input(self.value, field=self.name)
+
+
+# --------------------------------------------------------------------------- local files
+
+
+def _read_exact(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise EOFError
+    return data
+
+
+def _jpeg_size(f) -> tuple[int, int]:
+    f.seek(2)
+    sof = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+    while True:
+        byte = _read_exact(f, 1)
+        if byte != b"\xff":
+            continue  # tolerate garbage between segments
+        marker = _read_exact(f, 1)[0]
+        while marker == 0xFF:  # fill bytes
+            marker = _read_exact(f, 1)[0]
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            continue
+        if marker in (0xD9, 0xDA):
+            raise EOFError  # end of image or start of scan before any frame header
+        (length,) = struct.unpack(">H", _read_exact(f, 2))
+        if length < 2:
+            raise EOFError
+        if marker in sof:
+            _precision, height, width = struct.unpack(">BHH", _read_exact(f, 5))
+            return width, height
+        f.seek(length - 2, os.SEEK_CUR)
+
+
+def _webp_size(f) -> tuple[int, int]:
+    f.seek(12)
+    fourcc = _read_exact(f, 4)
+    _read_exact(f, 4)  # chunk size
+    if fourcc == b"VP8 ":
+        data = _read_exact(f, 10)
+        if data[3:6] != b"\x9d\x01\x2a":
+            raise EOFError
+        width, height = struct.unpack("<HH", data[6:10])
+        return width & 0x3FFF, height & 0x3FFF
+    if fourcc == b"VP8L":
+        data = _read_exact(f, 5)
+        if data[0] != 0x2F:
+            raise EOFError
+        (bits,) = struct.unpack("<I", data[1:5])
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if fourcc == b"VP8X":
+        data = _read_exact(f, 10)
+        width = int.from_bytes(data[4:7], "little") + 1
+        height = int.from_bytes(data[7:10], "little") + 1
+        return width, height
+    raise EOFError
+
+
+_OTHER_IMAGE_MAGIC = (
+    (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"), (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "PSD"),
+    (b"\x76\x2f\x31\x01", "EXR"),
+)
+
+
+def _check_regular_file(path: Any, field: str) -> str:
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ValidationError(f"{field}: no file given.", field=field)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValidationError(f"{field}: the file '{path}' does not exist.", field=field)
+    if not os.path.isfile(path):
+        raise ValidationError(f"{field}: '{path}' is not a file.", field=field)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ValidationError(f"{field}: the file '{path}' is empty.", field=field)
+    if size > MAX_UPLOAD_BYTES:
+        raise ValidationError(
+            f"{field}: '{os.path.basename(path)}' is {size / 1048576:.0f} MB; Tripo accepts "
+            f"files up to {MAX_UPLOAD_BYTES // 1048576} MB.",
+            field=field,
+        )
+    return path
+
+
+def validate_image_file(path: Any, *, field: str = "image") -> tuple[str, int, int]:
+    """Check a local image for Tripo: PNG, JPEG or WebP (by content, not by extension), each
+    side 20..6000 px, at most 150 MB. Returns ``(format, width, height)``, format one of
+    ``png``, ``jpeg``, ``webp``. Raises :class:`ValidationError` with a readable message."""
+    path = _check_regular_file(path, field)
+    name = os.path.basename(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            try:
+                if head.startswith(b"\x89PNG\r\n\x1a\n"):
+                    if head[12:16] != b"IHDR":
+                        raise EOFError
+                    fmt = "png"
+                    width, height = struct.unpack(">II", head[16:24])
+                elif head.startswith(b"\xff\xd8"):
+                    fmt = "jpeg"
+                    width, height = _jpeg_size(f)
+                elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+                    fmt = "webp"
+                    width, height = _webp_size(f)
+                else:
+                    other = next((label for magic, label in _OTHER_IMAGE_MAGIC
+                                  if head.startswith(magic)), None)
+                    what = f"a {other} image" if other else "not a PNG, JPEG or WebP image"
+                    raise ValidationError(
+                        f"{field}: '{name}' is {what}. Tripo accepts PNG, JPEG and WebP; "
+                        "save the image in one of those formats.",
+                        field=field,
+                    )
+            except (EOFError, struct.error):
+                raise ValidationError(
+                    f"{field}: '{name}' looks damaged: its image header cannot be read.",
+                    field=field,
+                ) from None
+    except OSError as exc:
+        raise ValidationError(f"{field}: cannot read '{path}': {exc.strerror or exc}.",
+                              field=field) from None
+    for side, value in (("width", width), ("height", height)):
+        if value < IMAGE_MIN_SIDE or value > IMAGE_MAX_SIDE:
+            raise ValidationError(
+                f"{field}: '{name}' is {width}x{height} px; each side must be between "
+                f"{IMAGE_MIN_SIDE} and {IMAGE_MAX_SIDE} px (more than 256 px is recommended).",
+                field=field,
+            )
+    return fmt, width, height
+
+
+def validate_model_file(path: Any, *, field: str = "input") -> tuple[str, int]:
+    """Check a local 3D model for upload: .glb, .fbx, .obj or .stl, ≤ 150 MB.
+    Returns ``(format, size_bytes)``."""
+    path = _check_regular_file(path, field)
+    name = os.path.basename(path)
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext == "gltf":
+        raise ValidationError(
+            f"{field}: '{name}' is a .gltf with separate files; export it as .glb (binary glTF).",
+            field=field,
+        )
+    if ext not in MODEL_FILE_FORMATS:
+        raise ValidationError(
+            f"{field}: '{name}' is not a supported model file; Tripo imports "
+            f"{', '.join('.' + e for e in MODEL_FILE_FORMATS)}.",
+            field=field,
+        )
+    if ext == "glb":
+        with open(path, "rb") as f:
+            if f.read(4) != b"glTF":
+                raise ValidationError(f"{field}: '{name}' is not a valid .glb file.", field=field)
+    return ext, os.path.getsize(path)
+
+
+def check_local_files(request: "TaskRequest") -> list[InputRef]:
+    """Check every local file input of ``request``; return those inputs."""
+    local = request.local_files()
+    for ref in local:
+        if ref.kind == "image":
+            validate_image_file(ref.value, field=ref.name)
+        else:
+            validate_model_file(ref.value, field=ref.name)
+    return local
+
+
+# =========================================================================== requests
+
+_Quality = Literal["standard", "detailed"]
+_Alignment = Literal["original_image", "geometry"]
+_Orientation = Literal["default", "align_image"]
+
+
+def _check_input_value(value: Any, field: str, *, allowed: Iterable[InputKind] = tuple(InputKind),
+                       what: str = "input") -> Any:
+    if value is None:
+        return value
+    kind = classify_input(value, field=field)
+    allowed = tuple(allowed)
+    if kind not in allowed:
+        names = {
+            InputKind.TASK_ID: "a task id",
+            InputKind.FILE_TOKEN: "a file token",
+            InputKind.URL: "an http(s) URL",
+            InputKind.LOCAL_FILE: "a local file",
+        }
+        raise ValidationError(
+            f"{field} must be {' or '.join(names[k] for k in allowed)} ({what}); "
+            f"got {names[kind]}.",
+            field=field,
+        )
+    return value.strip()
+
+
+def _check_prompt(value: Optional[str], field: str, limit: int, required: bool) -> None:
+    if value is None or not value.strip():
+        if required:
+            raise ValidationError(f"{field} is required: describe what to create.", field=field)
+        return
+    if len(value) > limit:
+        raise ValidationError(
+            f"{field} is {len(value)} characters long; the limit is {limit}.", field=field
+        )
+
+
+def _check_range(value: Optional[int], field: str, low: int, high: int, why: str = "") -> None:
+    if value is None:
+        return
+    if not (low <= value <= high):
+        raise ValidationError(
+            f"{field} must be between {low} and {high}{why} (got {value}).", field=field
+        )
+
+
+def _check_part_names(value: Optional[list[str]], field: str = "part_names") -> None:
+    if value is None:
+        return
+    if not value:
+        raise ValidationError(f"{field} is empty: name at least one part, or leave it unset.",
+                              field=field)
+    seen = set()
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError(f"{field} contains an empty part name.", field=field)
+        if name in seen:
+            raise ValidationError(f"{field} names the part '{name}' twice.", field=field)
+        seen.add(name)
+
+
+class TaskRequest(BaseModel):
+    """Base of the request models: one subclass per live task type.
+
+    ``task_type`` is the v2 vocabulary name, ``route`` the apiv3 route. Field names are the
+    apiv3 names; ``None`` means "not set" and is not sent. Unknown options are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=(),
+                              str_strip_whitespace=False)
+
+    task_type: ClassVar[str] = ""
+    route: ClassVar[str] = ""
+    #: Input fields and what they must hold: ``(dotted field, "image" | "model")``.
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    # ------------------------------------------------------------------ validation
+
+    @model_validator(mode="after")
+    def _cross_field_checks(self) -> "TaskRequest":
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Checks across fields; raise :class:`ValidationError`. Overridden by subclasses."""
+
+    # ------------------------------------------------------------------ wire
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body sent to ``route`` (options left unset are omitted)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    # ------------------------------------------------------------------ inputs
+
+    def input_refs(self) -> list[InputRef]:
+        """All input values set in this request (task ids, tokens, URLs, local paths)."""
+        refs: list[InputRef] = []
+        for dotted, kind in self.file_fields:
+            parts = dotted.split(".")
+            value: Any = self
+            for part in parts:
+                value = getattr(value, part, None) if value is not None else None
+            if value is None:
+                continue
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    if item is not None:
+                        refs.append(InputRef(tuple(parts) + (index,), item, kind))
+            else:
+                refs.append(InputRef(tuple(parts), value, kind))
+        return refs
+
+    def local_files(self) -> list[InputRef]:
+        """Inputs that are local file paths (to be uploaded at create time)."""
+        return [ref for ref in self.input_refs() if ref.input_kind is InputKind.LOCAL_FILE]
+
+    def with_inputs(self, replacements: dict[tuple, str]) -> "TaskRequest":
+        """A copy with some inputs replaced (by :attr:`InputRef.path`), e.g. local paths by
+        upload tokens. The copy is validated again."""
+        data = self.model_dump(mode="python")
+        for path, new in replacements.items():
+            target: Any = data
+            for part in path[:-1]:
+                target = target[part]
+            target[path[-1]] = new
+        return type(self).model_validate(data)
+
+    @property
+    def source_task_id(self) -> Optional[str]:
+        """The ``input`` when it is a task id (the source of a chained step), else None."""
+        value = getattr(self, "input", None)
+        if isinstance(value, str):
+            try:
+                if classify_input(value) is InputKind.TASK_ID:
+                    return value.strip()
+            except ValidationError:
+                return None
+        return None
+
+    @property
+    def label(self) -> str:
+        return task_label(self.task_type)
+
+
+# --------------------------------------------------------------------------- generation
+
+
+class _GenerationRequest(TaskRequest):
+    """Options shared by text/image/multiview to model."""
+
+    model: str = DEFAULT_GENERATION_MODEL
+    face_limit: Optional[int] = None
+    texture: Optional[bool] = None
+    pbr: Optional[bool] = None
+    texture_quality: Optional[_Quality] = None
+    geometry_quality: Optional[_Quality] = None
+    model_seed: Optional[int] = Field(None, ge=0)
+    texture_seed: Optional[int] = Field(None, ge=0)
+    auto_size: Optional[bool] = None
+    quad: Optional[bool] = None
+    compress: Optional[Literal["geometry"]] = None
+    generate_parts: Optional[bool] = None
+    smart_low_poly: Optional[bool] = None
+    export_uv: Optional[bool] = None
+
+    #: Options P1 models do not take.
+    P1_REFUSED: ClassVar[tuple[str, ...]] = ("quad", "smart_low_poly", "generate_parts",
+                                             "geometry_quality")
+
+    @property
+    def is_p1(self) -> bool:
+        return self.model.upper().startswith("P1-")
+
+    def check(self) -> None:
+        if self.model not in GENERATION_MODELS:
+            raise ValidationError(
+                f"model '{self.model}' is not a known generation model version; use one of "
+                f"{', '.join(GENERATION_MODELS)}.",
+                field="model",
+            )
+        if self.is_p1:
+            for name in ("quad", "smart_low_poly", "generate_parts"):
+                if getattr(self, name):
+                    raise ValidationError(
+                        f"{name} is not available with P1 models ({self.model}); turn it off or "
+                        "choose a v3 model.",
+                        field=name,
+                    )
+            if self.geometry_quality == "detailed":
+                raise ValidationError(
+                    f"geometry_quality is not available with P1 models ({self.model}); leave it "
+                    "unset or choose a v3 model.",
+                    field="geometry_quality",
+                )
+            _check_range(self.face_limit, "face_limit", *FACE_LIMIT_RANGE_P1,
+                         why=" for P1 models")
+        else:
+            _check_range(self.face_limit, "face_limit", *FACE_LIMIT_RANGE)
+        if self.generate_parts:
+            if self.texture is not False or self.pbr is not False:
+                raise ValidationError(
+                    "generate_parts makes untextured parts: set texture and pbr to false as well.",
+                    field="generate_parts",
+                )
+            if self.quad:
+                raise ValidationError(
+                    "generate_parts cannot be combined with quad; turn one of them off.",
+                    field="generate_parts",
+                )
+
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        if self.is_p1:
+            # P1 takes none of these; only unset / falsy values got past check().
+            for name in self.P1_REFUSED:
+                body.pop(name, None)
+        return body
+
+
+class TextToModelRequest(_GenerationRequest):
+    task_type: ClassVar[str] = TEXT_TO_MODEL
+    route: ClassVar[str] = "/v3/generation/text-to-model"
+
+    prompt: str
+    negative_prompt: Optional[str] = None
+    image_seed: Optional[int] = Field(None, ge=0)
+
+    def check(self) -> None:
+        _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=True)
+        _check_prompt(self.negative_prompt, "negative_prompt", NEGATIVE_PROMPT_MAX, required=False)
+        super().check()
+
+
+class ImageToModelRequest(_GenerationRequest):
+    task_type: ClassVar[str] = IMAGE_TO_MODEL
+    route: ClassVar[str] = "/v3/generation/image-to-model"
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "image"),)
+
+    input: str
+    texture_alignment: Optional[_Alignment] = None
+    orientation: Optional[_Orientation] = None
+    enable_image_autofix: Optional[bool] = None
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: str) -> str:
+        return _check_input_value(value, "input", what="the image")
+
+
+MULTIVIEW_SLOTS = ("front", "left", "back", "right")
+
+
+def _validate_views_shape(value: Any) -> Any:
+    if isinstance(value, dict):  # {"front": ..., "left": ...}
+        unknown = set(value) - set(MULTIVIEW_SLOTS)
+        if unknown:
+            raise ValidationError(
+                f"inputs: unknown view(s) {', '.join(sorted(map(str, unknown)))}; the views "
+                "are front, left, back, right.",
+                field="inputs",
+            )
+        value = [value.get(slot) for slot in MULTIVIEW_SLOTS]
+    if isinstance(value, (list, tuple)):
+        value = [None if (v is None or (isinstance(v, str) and not v.strip())) else v
+                 for v in value]
+        if len(value) != 4:
+            raise ValidationError(
+                f"inputs must have exactly 4 slots [front, left, back, right] (got "
+                f"{len(value)}); use null for a missing view.",
+                field="inputs",
+            )
+    return value
+
+
+def _validate_views(value: Optional[list[Optional[str]]]) -> Optional[list[Optional[str]]]:
+    if value is None:
+        return None
+    if value[0] is None:
+        raise ValidationError("inputs: the front view is required.", field="inputs[0]")
+    if sum(v is not None for v in value) < 2:
+        raise ValidationError(
+            "inputs: give at least two views (the front view and one more).", field="inputs"
+        )
+    return [
+        _check_input_value(v, f"inputs[{i}] ({MULTIVIEW_SLOTS[i]} view)", what="an image")
+        for i, v in enumerate(value)
+    ]
+
+
+def _check_views_or_task(inputs: Optional[list], input_: Optional[str], what: str) -> None:
+    if inputs is not None and input_ is not None:
+        raise ValidationError(f"give either inputs (the views) or input ({what}), not both.",
+                              field="inputs")
+    if inputs is None and input_ is None:
+        raise ValidationError(
+            f"inputs is required: the views [front, left, back, right], or input ({what}).",
+            field="inputs",
+        )
+
+
+class MultiviewToModelRequest(_GenerationRequest):
+    """``inputs`` = ``[front, left, back, right]`` (``None`` for a missing view; a dict by view
+    name is accepted too), or ``input`` = the id of a multiview image task."""
+
+    task_type: ClassVar[str] = MULTIVIEW_TO_MODEL
+    route: ClassVar[str] = "/v3/generation/multiview-to-model"
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("inputs", "image"),)
+
+    inputs: Optional[list[Optional[str]]] = None
+    input: Optional[str] = None
+    texture_alignment: Optional[_Alignment] = None
+    orientation: Optional[_Orientation] = None
+    enable_image_autofix: Optional[bool] = None
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: Optional[str]) -> Optional[str]:
+        return _check_input_value(value, "input", allowed=(InputKind.TASK_ID,),
+                                  what="a multiview image task")
+
+    def check(self) -> None:
+        _check_views_or_task(self.inputs, self.input, "a multiview image task")
+        super().check()
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs_shape(cls, value: Any) -> Any:
+        return _validate_views_shape(value)
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: Optional[list[Optional[str]]]) -> Optional[list[Optional[str]]]:
+        return _validate_views(value)
+
+
+# --------------------------------------------------------------------------- images
+
+
+class TextToImageRequest(TaskRequest):
+    task_type: ClassVar[str] = TEXT_TO_IMAGE
+    route: ClassVar[str] = "/v3/generation/text-to-image"
+
+    prompt: str
+    negative_prompt: Optional[str] = None
+    model: Optional[str] = None
+    image_seed: Optional[int] = Field(None, ge=0)
+
+    def check(self) -> None:
+        _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=True)
+        _check_prompt(self.negative_prompt, "negative_prompt", NEGATIVE_PROMPT_MAX, required=False)
+
+
+class GenerateImageRequest(TaskRequest):
+    """Image to image: a prompt applied to a reference image."""
+
+    task_type: ClassVar[str] = GENERATE_IMAGE
+    route: ClassVar[str] = "/v3/generation/image-to-image"
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "image"),)
+
+    prompt: str
+    input: str
+    negative_prompt: Optional[str] = None
+    model: Optional[str] = None
+    image_seed: Optional[int] = Field(None, ge=0)
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: str) -> str:
+        return _check_input_value(value, "input", what="the reference image")
+
+    def check(self) -> None:
+        _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=True)
+        _check_prompt(self.negative_prompt, "negative_prompt", NEGATIVE_PROMPT_MAX, required=False)
+
+
+class GenerateMultiviewImageRequest(TaskRequest):
+    """Image to multiview: four views of the object in one image."""
+
+    task_type: ClassVar[str] = GENERATE_MULTIVIEW_IMAGE
+    route: ClassVar[str] = "/v3/generation/image-to-multiview"
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "image"),)
+
+    input: str
+    prompt: Optional[str] = None
+    model: Optional[str] = None
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: str) -> str:
+        return _check_input_value(value, "input", what="the image")
+
+    def check(self) -> None:
+        _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=False)
+
+
+class EditMultiviewImageRequest(TaskRequest):
+    """Edit multiview images with a prompt: ``input`` = the id of a multiview image task, or
+    ``inputs`` = the views ``[front, left, back, right]``."""
+
+    task_type: ClassVar[str] = EDIT_MULTIVIEW_IMAGE
+    route: ClassVar[str] = "/v3/generation/edit-multiview"
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("inputs", "image"),)
+
+    prompt: str
+    input: Optional[str] = None
+    inputs: Optional[list[Optional[str]]] = None
+    model: Optional[str] = None
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: Optional[str]) -> Optional[str]:
+        return _check_input_value(value, "input", allowed=(InputKind.TASK_ID,),
+                                  what="a multiview image task")
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _inputs_shape(cls, value: Any) -> Any:
+        return _validate_views_shape(value)
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: Optional[list[Optional[str]]]) -> Optional[list[Optional[str]]]:
+        return _validate_views(value)
+
+    def check(self) -> None:
+        _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=True)
+        _check_views_or_task(self.inputs, self.input, "a multiview image task")
+
+
+# --------------------------------------------------------------------------- post-processing
+
+
+class _ModelInputRequest(TaskRequest):
+    """A step whose ``input`` is a model: a task id, a model file token / URL, or a local
+    model file (uploaded at create time)."""
+
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "model"),)
+    #: Input kinds this step accepts.
+    input_kinds: ClassVar[tuple[InputKind, ...]] = tuple(InputKind)
+    input_what: ClassVar[str] = "the model"
+
+    input: str
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: str) -> str:
+        return _check_input_value(value, "input", allowed=cls.input_kinds, what=cls.input_what)
+
+
+class TexturePrompt(BaseModel):
+    """What to texture with: a text, an image, and/or a style image."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    text: Optional[str] = None
+    image: Optional[str] = None
+    style_image: Optional[str] = None
+
+    @field_validator("image", "style_image")
+    @classmethod
+    def _images(cls, value: Optional[str], info) -> Optional[str]:
+        return _check_input_value(value, f"texture_prompt.{info.field_name}", what="an image")
+
+    @model_validator(mode="after")
+    def _something(self) -> "TexturePrompt":
+        if not ((self.text and self.text.strip()) or self.image or self.style_image):
+            raise ValidationError(
+                "texture_prompt needs a text, an image or a style_image (or leave it unset).",
+                field="texture_prompt",
+            )
+        _check_prompt(self.text, "texture_prompt.text", PROMPT_MAX, required=False)
+        return self
+
+
+class TextureModelRequest(_ModelInputRequest):
+    task_type: ClassVar[str] = TEXTURE_MODEL
+    route: ClassVar[str] = "/v3/models/texture"
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("input", "model"), ("texture_prompt.image", "image"),
+        ("texture_prompt.style_image", "image"),
+    )
+
+    model: Optional[str] = None
+    texture: Optional[bool] = None
+    pbr: Optional[bool] = None
+    texture_quality: Optional[_Quality] = None
+    texture_alignment: Optional[_Alignment] = None
+    model_seed: Optional[int] = Field(None, ge=0)
+    texture_seed: Optional[int] = Field(None, ge=0)
+    part_names: Optional[list[str]] = None
+    bake: Optional[bool] = None
+    compress: Optional[Literal["geometry"]] = None
+    texture_prompt: Optional[TexturePrompt] = None
+
+    def check(self) -> None:
+        if self.model is not None and self.model not in TEXTURE_MODELS:
+            raise ValidationError(
+                f"model '{self.model}' is not a known texture model version; use one of "
+                f"{', '.join(TEXTURE_MODELS)}.",
+                field="model",
+            )
+        if self.texture is False and self.pbr is False:
+            raise ValidationError(
+                "texture and pbr are both off, so there is nothing to texture; turn one on.",
+                field="texture",
+            )
+        _check_part_names(self.part_names)
+
+
+class MeshSegmentationRequest(_ModelInputRequest):
+    task_type: ClassVar[str] = MESH_SEGMENTATION
+    route: ClassVar[str] = "/v3/mesh/segment"
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "model"),
+                                                          ("ref_image", "image"))
+
+    model: Optional[str] = None
+    segmentation_granularity: Optional[Literal["simple", "balanced", "detailed"]] = None
+    split_by_connectivity: Optional[bool] = None
+    ref_image: Optional[str] = None
+
+    @field_validator("ref_image")
+    @classmethod
+    def _ref_image(cls, value: Optional[str]) -> Optional[str]:
+        return _check_input_value(value, "ref_image", what="a reference image")
+
+    def check(self) -> None:
+        if self.model is not None and self.model not in SEGMENT_MODELS:
+            raise ValidationError(
+                f"model '{self.model}' is not a known segmentation model version; use one of "
+                f"{', '.join(SEGMENT_MODELS)}.",
+                field="model",
+            )
+        if self.model != SEGMENT_V2_MODEL:
+            for name in ("segmentation_granularity", "split_by_connectivity", "ref_image"):
+                if getattr(self, name) is not None:
+                    raise ValidationError(
+                        f"{name} needs segmentation model {SEGMENT_V2_MODEL} (set model to it).",
+                        field=name,
+                    )
+
+
+class MeshCompletionRequest(_ModelInputRequest):
+    task_type: ClassVar[str] = MESH_COMPLETION
+    route: ClassVar[str] = "/v3/mesh/complete"
+    input_kinds: ClassVar[tuple[InputKind, ...]] = (InputKind.TASK_ID,)
+    input_what: ClassVar[str] = "a segmentation task"
+
+    model: Optional[str] = None
+    part_names: Optional[list[str]] = None
+    completion_mode: Optional[Literal["ai_completion", "quick_cap"]] = None
+
+    def check(self) -> None:
+        _check_part_names(self.part_names)
+
+
+def _decimate_major(model: str) -> Optional[str]:
+    match = re.match(r"^v([123])\.0(?:-\d{8})?$", model)
+    return f"v{match.group(1)}.0" if match else None
+
+
+class HighpolyToLowpolyRequest(_ModelInputRequest):
+    """Smart low poly (``/v3/mesh/decimate``)."""
+
+    task_type: ClassVar[str] = HIGHPOLY_TO_LOWPOLY
+    route: ClassVar[str] = "/v3/mesh/decimate"
+
+    model: Optional[str] = None
+    face_limit: Optional[int] = None
+    quad: Optional[bool] = None
+    bake: Optional[bool] = None
+    part_names: Optional[list[str]] = None
+    smart_uv: Optional[bool] = None
+
+    def check(self) -> None:
+        if self.model is not None and _decimate_major(self.model) is None:
+            raise ValidationError(
+                f"model '{self.model}' is not a known smart low poly model version; use one of "
+                f"{', '.join(DECIMATE_MODELS)} (default {DEFAULT_DECIMATE_MODEL}).",
+                field="model",
+            )
+        if self.quad:
+            _check_range(self.face_limit, "face_limit", *DECIMATE_QUAD_FACE_RANGE,
+                         why=" quads when quad is on")
+        else:
+            _check_range(self.face_limit, "face_limit", *DECIMATE_FACE_RANGE, why=" triangles")
+        if self.smart_uv and (self.model is None or _decimate_major(self.model) != "v3.0"):
+            raise ValidationError("smart_uv needs smart low poly model v3.0 (set model to v3.0).",
+                                  field="smart_uv")
+        _check_part_names(self.part_names)
+
+
+class MeshUvRequest(_ModelInputRequest):
+    task_type: ClassVar[str] = MESH_UV
+    route: ClassVar[str] = "/v3/mesh/uv"
+
+    model: Optional[str] = None
+
+
+class AnimatePrerigcheckRequest(_ModelInputRequest):
+    task_type: ClassVar[str] = ANIMATE_PRERIGCHECK
+    route: ClassVar[str] = "/v3/animations/rig-check"
+
+
+class AnimateRigRequest(_ModelInputRequest):
+    task_type: ClassVar[str] = ANIMATE_RIG
+    route: ClassVar[str] = "/v3/animations/rig"
+
+    model: Optional[str] = None
+    rig_type: Optional[Literal["biped", "quadruped", "hexapod", "octopod", "avian", "serpentine",
+                               "aquatic", "others"]] = None
+    spec: Optional[Literal["tripo", "mixamo", "actorcore", "unity", "unreal", "vrm"]] = None
+    out_format: Optional[Literal["glb", "fbx"]] = None
+
+    def check(self) -> None:
+        if self.model is not None and self.model not in RIG_MODELS:
+            raise ValidationError(
+                f"model '{self.model}' is not a known rig model version; use one of "
+                f"{', '.join(RIG_MODELS)}.",
+                field="model",
+            )
+        model = self.model or DEFAULT_RIG_MODEL
+        if self.spec in RIG_SPECS_NEEDING_NEW_MODEL and model == DEFAULT_RIG_MODEL:
+            raise ValidationError(
+                f"spec '{self.spec}' needs rig model {RIG_MODELS[1]} or {RIG_MODELS[2]} "
+                f"(the default {DEFAULT_RIG_MODEL} does not support it).",
+                field="spec",
+            )
+
+
+class AnimateRetargetRequest(_ModelInputRequest):
+    """Apply animation presets to a rigged model: ``animation`` (one) or ``animations``
+    (up to 5, billed per clip)."""
+
+    task_type: ClassVar[str] = ANIMATE_RETARGET
+    route: ClassVar[str] = "/v3/animations/retarget"
+    input_kinds: ClassVar[tuple[InputKind, ...]] = (InputKind.TASK_ID,)
+    input_what: ClassVar[str] = "a rig task"
+
+    animation: Optional[str] = None
+    animations: Optional[list[str]] = None
+    out_format: Optional[Literal["glb", "fbx"]] = None
+    export_with_geometry: Optional[bool] = None
+    animate_in_place: Optional[bool] = None
+
+    @property
+    def clips(self) -> list[str]:
+        return list(self.animations or ([self.animation] if self.animation else []))
+
+    def check(self) -> None:
+        if self.animation is not None and self.animations is not None:
+            raise ValidationError("set animation or animations, not both.", field="animations")
+        if self.animation is None and not self.animations:
+            raise ValidationError(
+                "choose an animation (e.g. preset:walk) in animation or animations.",
+                field="animation",
+            )
+        if self.animations is not None and len(self.animations) > MAX_ANIMATIONS:
+            raise ValidationError(
+                f"animations lists {len(self.animations)} clips; at most {MAX_ANIMATIONS} per task.",
+                field="animations",
+            )
+        field = "animations" if self.animations is not None else "animation"
+        seen = set()
+        for clip in self.clips:
+            if clip not in ANIMATION_PRESETS:
+                raise ValidationError(
+                    f"{field}: '{clip}' is not a known animation preset (e.g. preset:walk, "
+                    "preset:run, preset:quadruped:walk).",
+                    field=field,
+                )
+            if clip in seen:
+                raise ValidationError(f"{field} lists '{clip}' twice.", field=field)
+            seen.add(clip)
+
+
+class ConvertModelRequest(_ModelInputRequest):
+    task_type: ClassVar[str] = CONVERT_MODEL
+    route: ClassVar[str] = "/v3/models/convert"
+
+    format: Literal["GLTF", "USDZ", "FBX", "OBJ", "STL", "3MF"]
+    quad: Optional[bool] = None
+    force_symmetry: Optional[bool] = None
+    face_limit: Optional[int] = Field(None, gt=0)
+    flatten_bottom: Optional[bool] = None
+    flatten_bottom_threshold: Optional[float] = Field(None, gt=0, le=1)
+    texture_size: Optional[int] = Field(None, gt=0, le=16384)
+    texture_format: Optional[Literal["BMP", "DPX", "HDR", "JPEG", "OPEN_EXR", "PNG", "TARGA",
+                                     "TIFF", "WEBP"]] = None
+    scale_factor: Optional[float] = Field(None, gt=0)
+    pivot_to_center_bottom: Optional[bool] = None
+    with_animation: Optional[bool] = None
+    pack_uv: Optional[bool] = None
+    bake: Optional[bool] = None
+    part_names: Optional[list[str]] = None
+    export_vertex_colors: Optional[bool] = None
+    fbx_preset: Optional[Literal["blender", "mixamo", "3dsmax"]] = None
+    export_orientation: Optional[Literal["+x", "-x", "+y", "-y"]] = None
+    animate_in_place: Optional[bool] = None
+
+    #: The server's defaults; an option set to anything else is "advanced" (pricier tier).
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "quad": False,
+        "force_symmetry": False,
+        "face_limit": None,
+        "flatten_bottom": False,
+        "flatten_bottom_threshold": 0.01,
+        "texture_size": 4096,
+        "texture_format": "JPEG",
+        "scale_factor": 1.0,
+        "pivot_to_center_bottom": False,
+        "with_animation": True,
+        "pack_uv": False,
+        "bake": True,
+        "part_names": None,
+        "export_vertex_colors": False,
+        "fbx_preset": "blender",
+        "export_orientation": "+x",
+        "animate_in_place": False,
+    }
+
+    @field_validator("format", "texture_format", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def non_default_options(self) -> list[str]:
+        """Options set to something else than the server default (they make it "advanced")."""
+        out = []
+        for name, default in self.DEFAULTS.items():
+            value = getattr(self, name)
+            if value is not None and value != default:
+                out.append(name)
+        return out
+
+    def check(self) -> None:
+        if self.fbx_preset is not None and self.format != "FBX":
+            raise ValidationError(
+                f"fbx_preset only applies to FBX exports (format is {self.format}).",
+                field="fbx_preset",
+            )
+        _check_part_names(self.part_names)
+
+
+class ImportModelRequest(_ModelInputRequest):
+    """Import a model file (glb, fbx, obj, stl; ≤ 150 MB): a file token, a URL of the file or
+    a local file (uploaded at create time)."""
+
+    task_type: ClassVar[str] = IMPORT_MODEL
+    route: ClassVar[str] = "/v3/models/import"
+    input_kinds: ClassVar[tuple[InputKind, ...]] = (InputKind.FILE_TOKEN, InputKind.LOCAL_FILE,
+                                                    InputKind.URL)
+    input_what: ClassVar[str] = "the model file to import"
+
+
+#: Request model of every live task type.
+REQUEST_CLASSES: dict[str, type[TaskRequest]] = {
+    cls.task_type: cls
+    for cls in (
+        TextToModelRequest, ImageToModelRequest, MultiviewToModelRequest, TextToImageRequest,
+        GenerateImageRequest, GenerateMultiviewImageRequest, EditMultiviewImageRequest,
+        TextureModelRequest, MeshSegmentationRequest, MeshCompletionRequest,
+        HighpolyToLowpolyRequest, MeshUvRequest, AnimatePrerigcheckRequest, AnimateRigRequest,
+        AnimateRetargetRequest, ConvertModelRequest, ImportModelRequest,
+    )
+}
+LIVE_TASK_TYPES: tuple[str, ...] = tuple(REQUEST_CLASSES)
+ROUTES: dict[str, str] = {t: cls.route for t, cls in REQUEST_CLASSES.items()}
+
+
+# --------------------------------------------------------------------------- factory
+
+_TYPE_WORDS = {
+    "int_parsing": "a whole number", "int_type": "a whole number",
+    "int_from_float": "a whole number", "float_parsing": "a number", "float_type": "a number",
+    "bool_parsing": "true or false", "bool_type": "true or false", "string_type": "text",
+    "list_type": "a list", "dict_type": "an object", "model_type": "an object",
+    "model_attributes_type": "an object",
+}
+
+
+def _loc_name(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _convert_pydantic_error(exc: PydanticValidationError, cls: type[TaskRequest]) -> ValidationError:
+    problems: list[tuple[Optional[str], str, Optional[ValidationError]]] = []
+    for err in exc.errors(include_url=False):
+        field = _loc_name(tuple(err.get("loc", ()))) or None
+        kind = err.get("type", "")
+        ctx = err.get("ctx") or {}
+        value = err.get("input")
+        original = ctx.get("error")
+        if isinstance(original, ValidationError):
+            problems.append((original.field or field, original.message, original))
+            continue
+        if kind == "extra_forbidden":
+            options = ", ".join(sorted(cls.model_fields))
+            msg = (f"'{field}' is not an option of {task_label(cls.task_type)} "
+                   f"({cls.task_type}); its options are: {options}.")
+        elif kind == "missing":
+            msg = f"{field} is required for {task_label(cls.task_type)}."
+        elif kind == "literal_error":
+            msg = f"{field} must be {ctx.get('expected')} (got {value!r})."
+        elif kind in _TYPE_WORDS:
+            msg = f"{field} must be {_TYPE_WORDS[kind]} (got {value!r})."
+        elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+            words = {"greater_than_equal": "at least", "greater_than": "more than",
+                     "less_than_equal": "at most", "less_than": "less than"}[kind]
+            limit = next(iter(ctx.values()), "")
+            msg = f"{field} must be {words} {limit} (got {value!r})."
+        elif kind == "value_error":
+            text = str(err.get("msg", ""))
+            msg = text[len("Value error, "):] if text.startswith("Value error, ") else text
+        else:
+            msg = f"{field}: {err.get('msg')}" if field else str(err.get("msg"))
+        problems.append((field, msg, None))
+    if len(problems) == 1 and problems[0][2] is not None:
+        return problems[0][2]
+    first_field = problems[0][0] if problems else None
+    result = ValidationError(" ".join(p[1] for p in problems) or "Invalid request.",
+                             field=first_field)
+    result.problems = [(f, m) for f, m, _ in problems]
+    return result
+
+
+def request_class(task_type: str) -> type[TaskRequest]:
+    """Request model of a task type; :class:`RetiredTaskType` / :class:`ValidationError`."""
+    if task_type in RETIRED_TASK_TYPES:
+        raise RetiredTaskType(RETIRED_TASK_TYPES[task_type], field="type")
+    cls = REQUEST_CLASSES.get(task_type)
+    if cls is None:
+        raise ValidationError(
+            f"Unknown task type '{task_type}'. Known types: {', '.join(LIVE_TASK_TYPES)}.",
+            field="type",
+        )
+    return cls
+
+
+def load_request(task_type: str, params: dict[str, Any]) -> TaskRequest:
+    """Build a request from stored parameters without touching the file system (for a job
+    journal): same rules as :func:`build_request` except local files are not checked."""
+    cls = request_class(task_type)
+    clean = {k: v for k, v in (params or {}).items() if v is not None}
+    try:
+        return cls.model_validate(clean)
+    except PydanticValidationError as exc:
+        raise _convert_pydantic_error(exc, cls) from None
+
+
+def build_request(task_type: str, **params: Any) -> TaskRequest:
+    """The request of ``task_type`` with ``params`` (None = unset), fully validated,
+    local input files included. Raises only our :class:`ValidationError` (or its subclass
+    :class:`RetiredTaskType`)."""
+    request = load_request(task_type, params)
+    check_local_files(request)
+    return request
+
+
+def validate_request(request: TaskRequest) -> TaskRequest:
+    """Validate a request object again (e.g. after ``model_copy``): cross-field rules and
+    local files. Returns it; raises :class:`ValidationError`."""
+    if not isinstance(request, TaskRequest):
+        raise ValidationError("Not a task request.")
+    if request.task_type in RETIRED_TASK_TYPES:
+        raise RetiredTaskType(RETIRED_TASK_TYPES[request.task_type], field="type")
+    try:
+        type(request).model_validate(request.model_dump(mode="python"))
+    except PydanticValidationError as exc:
+        raise _convert_pydantic_error(exc, type(request)) from None
+    check_local_files(request)
+    return request
+
+
+# =========================================================================== chain rules
+
+_GEN = frozenset({TEXT_TO_MODEL, IMAGE_TO_MODEL, MULTIVIEW_TO_MODEL})
+
+#: Task types whose result is a 3D model.
+MODEL_PRODUCING_TYPES: frozenset[str] = _GEN | {
+    TEXTURE_MODEL, IMPORT_MODEL, MESH_SEGMENTATION, MESH_COMPLETION, HIGHPOLY_TO_LOWPOLY,
+    MESH_UV, ANIMATE_RIG, ANIMATE_RETARGET, CONVERT_MODEL,
+}
+#: Task types whose result is an image (or a set of views).
+IMAGE_PRODUCING_TYPES: frozenset[str] = frozenset(
+    {TEXT_TO_IMAGE, GENERATE_IMAGE, GENERATE_MULTIVIEW_IMAGE, EDIT_MULTIVIEW_IMAGE}
+)
+
+#: Which source task types a step accepts as its ``input`` task (Table A adapted to v3).
+CHAIN_RULES: dict[str, frozenset[str]] = {
+    TEXTURE_MODEL: _GEN | {TEXTURE_MODEL, IMPORT_MODEL},
+    MESH_SEGMENTATION: _GEN | {TEXTURE_MODEL, IMPORT_MODEL, HIGHPOLY_TO_LOWPOLY},
+    MESH_COMPLETION: frozenset({MESH_SEGMENTATION}),
+    HIGHPOLY_TO_LOWPOLY: _GEN | {TEXTURE_MODEL, IMPORT_MODEL, MESH_SEGMENTATION, MESH_COMPLETION},
+    # "Any model-producing task", except convert (its output may be FBX/STL/USDZ, not a GLB).
+    ANIMATE_PRERIGCHECK: MODEL_PRODUCING_TYPES - {CONVERT_MODEL},
+    ANIMATE_RIG: MODEL_PRODUCING_TYPES - {CONVERT_MODEL},
+    ANIMATE_RETARGET: frozenset({ANIMATE_RIG}),
+    # Table A plus smart low poly and uv (seed 002's pipeline 7 converts a low-poly result).
+    # Not mesh_segmentation / mesh_completion (v2 noted completion output cannot be converted):
+    # run smart low poly on them first.
+    CONVERT_MODEL: _GEN | {TEXTURE_MODEL, IMPORT_MODEL, ANIMATE_RIG, ANIMATE_RETARGET,
+                           CONVERT_MODEL, HIGHPOLY_TO_LOWPOLY, MESH_UV},
+    # New in v3; assumed to take the static models the mesh steps take.
+    MESH_UV: _GEN | {TEXTURE_MODEL, IMPORT_MODEL, MESH_SEGMENTATION, MESH_COMPLETION,
+                     HIGHPOLY_TO_LOWPOLY},
+    # Image inputs given as a task id (assumed from the v3 "input may be a task id" rule).
+    IMAGE_TO_MODEL: frozenset({TEXT_TO_IMAGE, GENERATE_IMAGE}),
+    GENERATE_IMAGE: frozenset({TEXT_TO_IMAGE, GENERATE_IMAGE}),
+    GENERATE_MULTIVIEW_IMAGE: frozenset({TEXT_TO_IMAGE, GENERATE_IMAGE}),
+    EDIT_MULTIVIEW_IMAGE: frozenset({GENERATE_MULTIVIEW_IMAGE, EDIT_MULTIVIEW_IMAGE}),
+    # multiview ``input`` = a multiview image task (a view slot may hold an image task's id).
+    MULTIVIEW_TO_MODEL: frozenset({GENERATE_MULTIVIEW_IMAGE, EDIT_MULTIVIEW_IMAGE}),
+}
+
+_CHAIN_HINTS: dict[str, str] = {
+    ANIMATE_RETARGET: "Retargeting needs a rig task: rig the model first, then animate the rig",
+    MESH_COMPLETION: "Completion needs a segmentation task: segment the model first",
+    TEXTURE_MODEL: "Texturing needs a generated, textured or imported model",
+}
+
+
+def check_chain(task_type: str, source_type: Optional[str],
+                source_status: Optional[Union[TaskStatus, str]] = None) -> None:
+    """Raise :class:`ValidationError` unless a ``task_type`` step may take the result of a
+    ``source_type`` task (and, when given, the source finished successfully)."""
+    if task_type in RETIRED_TASK_TYPES:
+        raise RetiredTaskType(RETIRED_TASK_TYPES[task_type], field="type")
+    task_type = normalize_task_type(task_type) or ""
+    source_type = normalize_task_type(source_type)
+    allowed = CHAIN_RULES.get(task_type)
+    if allowed is None:
+        raise ValidationError(
+            f"{task_label(task_type)} does not take another task as its input.", field="input"
+        )
+    if source_type not in allowed:
+        hint = _CHAIN_HINTS.get(task_type)
+        accepted = ", ".join(sorted(task_label(t) for t in allowed))
+        src = task_label(source_type) if source_type else "unknown"
+        text = f"{hint} (the source is a {src} task)." if hint else (
+            f"{task_label(task_type)} cannot take the result of a {src} task; it accepts: "
+            f"{accepted}."
+        )
+        raise ValidationError(text, field="input")
+    if source_status is not None:
+        status = TaskStatus(source_status) if not isinstance(source_status, TaskStatus) \
+            else source_status
+        if status is not TaskStatus.SUCCESS:
+            raise ValidationError(
+                f"The source {task_label(source_type)} task has not finished successfully "
+                f"(status: {status.value}); wait for it or pick another one.",
+                field="input",
+            )

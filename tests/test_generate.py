@@ -4,54 +4,11 @@ over real HTTP, real GLBs imported by Blender's glTF importer."""
 from __future__ import annotations
 
 import json
-import struct
-import zlib
-
 import addon_utils
 import bpy
 import pytest
 
-from conftest import PACKAGE
-
-
-def write_png(path, width=64, height=64, rgb=(200, 120, 40)):
-    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-    return path
-
-
-@pytest.fixture
-def connected(prefs, emulator, tmod, tmp_path, monkeypatch):
-    """The extension pointed at the emulator, with a fresh runtime and journal."""
-    monkeypatch.delenv("TRIPO_API_KEY", raising=False)
-    monkeypatch.delenv("TRIPO_API_BASE", raising=False)
-    prefs.provider = "tripo"
-    prefs.api_base = "custom"
-    prefs.custom_base_url = emulator.base_url
-    prefs.api_key = emulator.api_key
-    prefs.proxy_mode = "none"
-    prefs.download_dir = str(tmp_path / "downloads")
-    yield emulator
-    reset_runtime(tmod)
-    # Re-read the preferences: a test may have re-enabled the extension (new preferences).
-    prefs = bpy.context.preferences.addons[PACKAGE].preferences
-    prefs.api_key = ""
-    prefs.api_base = "global"
-    prefs.download_dir = ""
-
-
-def reset_runtime(tmod):
-    """Stops the engine and forgets every job (journal included) between tests."""
-    import shutil
-    runtime_module = tmod("blender.runtime")
-    runtime_module.get_runtime().shutdown()
-    runtime_module._runtime = None
-    shutil.rmtree(tmod("blender.settings").user_data_dir("journal"), ignore_errors=True)
+from conftest import PACKAGE, write_png
 
 
 def tripo_meta(obj):

@@ -17,6 +17,7 @@ _MODULE_NAMES = (
     "ui.properties",
     "ui.operators",
     "ui.panels",
+    "ui.selection_ops",
     "blender.runtime",
 )
 

@@ -208,7 +208,8 @@ def describe(job: dict) -> str:
 IMPORT_HANDLERS: dict = {}
 
 # Engine options; the batch runner and tests may change these before the engine starts.
-ENGINE_OPTIONS: dict = {"max_concurrent": 8}
+DEFAULT_ENGINE_OPTIONS: dict = {"max_concurrent": 8}
+ENGINE_OPTIONS: dict = dict(DEFAULT_ENGINE_OPTIONS)
 
 _runtime: Runtime | None = None
 

@@ -33,14 +33,17 @@ TEST_API_KEY = "tsk_test_0123456789abcdef"
 INSTALLED_WHEEL_FILES: list[Path] = []
 
 
-def _use_temporary_user_dir() -> Path:
-    """Points Blender's user folders at a temporary directory (never the real profile)."""
+def _temporary_user_dir() -> Path:
+    """Blender's user folders must point at a temporary directory (never the real profile).
+
+    Blender resolves the extension repositories when it starts, so the directory has to be set
+    before that: ./scripts/test.sh exports a fresh BLENDER_USER_RESOURCES for every run.
+    """
     current = os.environ.get("BLENDER_USER_RESOURCES", "")
-    if current and Path(current).resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()):
-        return Path(current)
-    path = Path(tempfile.mkdtemp(prefix="tripo-blender-user-"))
-    os.environ["BLENDER_USER_RESOURCES"] = str(path)  # Blender reads it on each lookup
-    return path
+    if not current or not Path(current).resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()):
+        pytest.exit("BLENDER_USER_RESOURCES must point at a temporary directory: run the tests "
+                    "with ./scripts/test.sh", returncode=2)
+    return Path(current)
 
 
 def _extension_zip() -> Path:
@@ -55,7 +58,7 @@ def _extension_zip() -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def tripo_extension():
     """Installs and enables the built extension; yields its package name."""
-    user_dir = _use_temporary_user_dir()
+    user_dir = _temporary_user_dir()
     assert str(user_dir) in bpy.utils.user_resource("EXTENSIONS")
     bpy.context.preferences.system.use_online_access = True
     result = bpy.ops.extensions.package_install_files(

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
+import random
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -202,6 +203,10 @@ class TripoApi:
                                headers={"Retry-After": str(wait)})
             window.append(now)
 
+    def _task_duration(self) -> float:
+        low, high = self.config.task_seconds, self.config.task_seconds_max
+        return random.uniform(low, high) if high > low else low
+
     def create(self, route: str, key: str, body) -> dict:
         spec = catalog.ROUTES[route]
         self.check_rate(key)
@@ -219,7 +224,7 @@ class TripoApi:
             self._settle(now)
             task = Task(task_id=str(uuid.uuid4()), key=key, type=spec.type, route=route,
                         input=body, params=params, cost=0, created=now,
-                        duration=self.config.task_seconds)
+                        duration=self._task_duration())
             self._resolve_inputs(task)
             if any(FAIL_WORD in t for t in texts):
                 task.planned_failure = (1001, "the generation failed on the server "
@@ -518,6 +523,8 @@ class TripoApi:
                     "prompt": task.prompt, "source": getattr(task.source, "task_id", None),
                     "files": {name: str(path) for name, path in task.files.items()},
                     "info": task.info, "error": task.failure(), "settled": task.settled,
+                    "created": task.created,  # unix seconds, precise (for benchmarks)
+                    "completed": phase.completed_at,
                 }
             return out
 

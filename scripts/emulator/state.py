@@ -30,6 +30,7 @@ class Config:
     """What `/_emulator/config` can change (and `/_emulator/reset` restores)."""
     api_key: str | None = None  # None: any key starting with tsk_
     task_seconds: float = 3.0
+    task_seconds_max: float = 0.0  # > task_seconds: each task lasts a random time in between
     concurrency_limit: int = 10
     rate_limit_per_minute: int = 200
     balance: int = 10000

@@ -58,7 +58,7 @@ class Runtime:
         provider_check = make_provider(conn)  # refuses a malformed key before any request
         provider_check.close()
         self.engine = core_jobs.JobEngine(
-            lambda: make_provider(conn),
+            lambda: make_provider(conn, for_engine=True),
             Journal(blender_settings.user_data_dir("journal")),
             conn.download_dir,
             provider_name=conn.provider,

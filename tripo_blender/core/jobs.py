@@ -163,7 +163,7 @@ class JobEngine:
     def __init__(self, provider_factory: Callable[[], object], journal: Journal, download_dir: str | os.PathLike,
                  *, provider_name: str = "tripo", base_url: str = "", max_concurrent: int = 8,
                  creates_per_minute: int = 100, max_task_retries: int = 0,
-                 poll_min: float = 0.5, poll_max: float = 5.0, download_workers: int = 2):
+                 poll_min: float = 1.0, poll_max: float = 5.0, download_workers: int = 2):
         self._provider_factory = provider_factory
         self._local = threading.local()
         self.journal = journal
@@ -507,6 +507,7 @@ class JobEngine:
     def _apply_task(self, job: Job, task) -> None:
         step = job.current
         record = task.model_dump(mode="json") if hasattr(task, "model_dump") else dict(task)
+        before = (step.status, step.progress)
         step.task = record
         step.status = str(record.get("status") or "")
         step.progress = int(record.get("progress") or 0)
@@ -528,7 +529,8 @@ class JobEngine:
                 self._emit("update", job, f"Retrying after: {message}")
             else:
                 self._fail(job, errors.TripoError(message, code=code), step_failed=True)
-        self._emit("update", job)
+        if (step.status, step.progress) != before:  # no event (and no snapshot) when nothing moved
+            self._emit("update", job)
 
     def _may_retry(self, step: Step, code) -> bool:
         return step.attempts <= self.max_task_retries and code not in NON_RETRYABLE_CODES

@@ -50,8 +50,12 @@ class ConnectionSettings:
                 f"base_url={self.base_url!r}, proxy_mode={self.proxy_mode!r})")
 
 
-def make_provider(settings: ConnectionSettings):
-    """The provider for these settings (the seam: the Blender layer never names a wire format)."""
+def make_provider(settings: ConnectionSettings, *, for_engine: bool = False):
+    """The provider for these settings (the seam: the Blender layer never names a wire format).
+
+    `for_engine`: the job engine queues refused creates itself (429/2000), so the provider must
+    hand them back at once instead of sleeping in the worker thread that polls every job.
+    """
     from .http import ProxyConfig
 
     proxy = ProxyConfig(mode=settings.proxy_mode, url=settings.proxy_url or None)
@@ -61,4 +65,5 @@ def make_provider(settings: ConnectionSettings):
         return AIStudioProvider(api_key=settings.api_key, base_url=settings.base_url, proxy=proxy)
     from .tripo_v3 import TripoV3Provider
 
-    return TripoV3Provider(api_key=settings.api_key, base_url=settings.base_url, proxy=proxy)
+    options = {"create_attempts": 1} if for_engine else {}
+    return TripoV3Provider(api_key=settings.api_key, base_url=settings.base_url, proxy=proxy, **options)

@@ -557,8 +557,8 @@ class JobEngine:
         files = {}
         for key, url, dest in plan:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            output_key = key.split(":")[0] if not key.startswith("multiview:") else "multiview"
-            self.provider.download(url, dest, task_id=task_id, output_key=output_key)
+            # "multiview:<view>" names one view; the provider refreshes that URL if it expires.
+            self.provider.download(url, dest, task_id=task_id, output_key=key)
             files[key] = str(dest)
         return files
 

@@ -159,6 +159,7 @@ def import_job(context, job: dict) -> ImportResult:
     common = base_metadata(job, step_index)
     kind = job.get("meta", {}).get("kind")
 
+    imported_armature_name = armature.name if armature is not None else ""
     if armature is not None:
         root = armature
         root.name = name
@@ -189,7 +190,7 @@ def import_job(context, job: dict) -> ImportResult:
         metadata.write(root, {"preview_image": result.preview.name})
 
     if armature is not None and new_actions:
-        result.actions = _attach_actions(armature, new_actions, context.scene)
+        result.actions = _attach_actions(armature, new_actions, context.scene, imported_armature_name)
 
     for obj in context.view_layer.objects:
         obj.select_set(obj in new_objects)
@@ -199,20 +200,22 @@ def import_job(context, job: dict) -> ImportResult:
     return result
 
 
-def _clean_action_name(name: str, armature_name: str) -> str:
+def _clean_action_name(name: str, armature_names: tuple[str, ...]) -> str:
+    """"preset:walk" -> "walk"; Blender 4.2's importer also appends the armature: "walk_Armature"."""
     name = name.split(":")[-1]
-    for suffix in (f"_{armature_name}", f"-{armature_name}"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
+    for armature_name in armature_names:
+        for suffix in (f"_{armature_name}", f"-{armature_name}"):
+            if armature_name and name.endswith(suffix):
+                return name[: -len(suffix)]
     return name
 
 
-def _attach_actions(armature, actions: list, scene) -> list[str]:
+def _attach_actions(armature, actions: list, scene, imported_name: str = "") -> list[str]:
     """Names every action after its animation and stacks them on NLA tracks, first one active."""
     anim = armature.animation_data or armature.animation_data_create()
     names = []
     for action in actions:
-        action.name = _clean_action_name(action.name, armature.name)
+        action.name = _clean_action_name(action.name, (imported_name, armature.name))
         action.use_fake_user = True  # keep every clip in the file, not only the active one
         names.append(action.name)
         if not any(strip.action == action for track in anim.nla_tracks for strip in track.strips):

@@ -1,0 +1,182 @@
+"""The job engine on its own (no Blender data): journal, crash recovery, retries, limits.
+
+It talks to the emulator over real HTTP through the real provider."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+
+@pytest.fixture
+def core(tmod):
+    class Core:
+        jobs = tmod("core.jobs")
+        journal = tmod("core.journal")
+        tasks = tmod("core.tasks")
+        tripo = tmod("core.tripo_v3")
+        http = tmod("core.http")
+    return Core
+
+
+def make_engine(core, emulator, tmp_path, **options):
+    def provider():
+        return core.tripo.TripoV3Provider(emulator.api_key, emulator.base_url,
+                                          proxy=core.http.ProxyConfig(mode="none"), create_attempts=1)
+    engine = core.jobs.JobEngine(provider, core.journal.Journal(tmp_path / "journal"), tmp_path / "dl",
+                                 base_url=emulator.base_url, **options)
+    return engine.start()
+
+
+def wait_states(engine, job_ids, states=("ready", "failed", "needs_decision", "cancelled"), timeout=60):
+    final = {}
+    deadline = time.monotonic() + timeout
+    while len(final) < len(job_ids):
+        assert time.monotonic() < deadline, f"timed out; got {final}"
+        try:
+            event = engine.events.get(timeout=0.5)
+        except Exception:
+            continue
+        if event.job_id in job_ids and event.job["state"] in states:
+            final[event.job_id] = event.job
+    return final
+
+
+def text_job(core, prompt="a wooden crate", downloads=("model_url",)):
+    return core.jobs.Job.new(prompt, [core.jobs.Step("text_to_model", {"prompt": prompt,
+                                                                       "model": "v3.1-20260211"},
+                                                     downloads=downloads)])
+
+
+def test_journal_records_task_ids_and_files(core, emulator, tmp_path):
+    engine = make_engine(core, emulator, tmp_path)
+    try:
+        job = text_job(core)
+        job_id = engine.submit(job)
+        final = wait_states(engine, [job_id])[job_id]
+    finally:
+        engine.stop()
+    assert final["state"] == "ready"
+    record = json.loads((tmp_path / "journal" / f"{job_id}.json").read_text())
+    step = record["steps"][0]
+    assert step["task_id"] == next(iter(emulator.tasks()))
+    assert step["state"] == "done" and step["sent_at"]
+    assert open(step["files"]["model_url"], "rb").read(4) == b"glTF"
+    assert not list((tmp_path / "journal").glob(".*.tmp")), "no temporary journal files left"
+
+
+def test_crash_after_sending_is_reconciled_and_adopted(core, emulator, tmp_path):
+    """Blender died after journaling `sending` and sending the create, before the answer."""
+    job = text_job(core, "a lost lantern")
+    job.steps[0].state, job.steps[0].sent_at, job.state = "sending", time.time(), "active"
+    job.provider, job.base_url, job.out_dir = "tripo", emulator.base_url, str(tmp_path / "dl" / job.job_id)
+    core.journal.Journal(tmp_path / "journal").save(job.to_record())
+    # ... and the create did reach Tripo:
+    sender = core.tripo.TripoV3Provider(emulator.api_key, emulator.base_url, proxy=core.http.ProxyConfig(mode="none"))
+    created = sender.create_task(core.tasks.build_request("text_to_model", prompt="a lost lantern",
+                                                          model="v3.1-20260211"))
+    engine = make_engine(core, emulator, tmp_path)
+    try:
+        resumed = engine.resume_from_journal()
+        assert [r["job_id"] for r in resumed] == [job.job_id]
+        final = wait_states(engine, [job.job_id])[job.job_id]
+    finally:
+        engine.stop()
+    assert final["state"] == "ready"
+    assert final["steps"][0]["task_id"] == created
+    assert len(emulator.creates()) == 1, "the resumed job must not create again"
+
+
+def test_crash_before_sending_asks_the_user_instead_of_resending(core, emulator, tmp_path):
+    job = text_job(core, "a never sent vase")
+    job.steps[0].state, job.steps[0].sent_at, job.state = "sending", time.time(), "active"
+    job.provider, job.base_url, job.out_dir = "tripo", emulator.base_url, str(tmp_path / "dl" / job.job_id)
+    core.journal.Journal(tmp_path / "journal").save(job.to_record())
+    engine = make_engine(core, emulator, tmp_path)
+    try:
+        engine.resume_from_journal()
+        final = wait_states(engine, [job.job_id])[job.job_id]
+        assert final["state"] == "needs_decision"
+        assert emulator.creates() == []
+        engine.decide(job.job_id, resubmit=True)  # the user decides to send it
+        final = wait_states(engine, [job.job_id], states=("ready", "failed"))[job.job_id]
+    finally:
+        engine.stop()
+    assert final["state"] == "ready"
+    assert len(emulator.creates()) == 1
+
+
+def test_failed_tasks_retry_only_when_asked_and_safe(core, emulator, tmp_path):
+    engine = make_engine(core, emulator, tmp_path, max_task_retries=1)
+    try:
+        failing = engine.submit(text_job(core, "please failme"))
+        final = wait_states(engine, [failing])[failing]
+    finally:
+        engine.stop()
+    assert final["state"] == "failed"
+    assert final["error"]["code"] == 1001
+    assert len(emulator.creates()) == 2  # the first try and one retry; both refunded by Tripo
+
+
+def test_content_policy_is_not_retried(core, emulator, tmp_path):
+    engine = make_engine(core, emulator, tmp_path, max_task_retries=3)
+    try:
+        job_id = engine.submit(text_job(core, "something forbidden"))
+        final = wait_states(engine, [job_id])[job_id]
+    finally:
+        engine.stop()
+    assert final["state"] == "failed" and final["error"]["code"] == 2008
+    assert len(emulator.creates()) == 1
+
+
+def test_one_poll_request_per_round_whatever_the_number_of_tasks(core, emulator, tmp_path):
+    emulator.configure(task_seconds=4.0, concurrency_limit=20)
+    engine = make_engine(core, emulator, tmp_path, max_concurrent=20)
+    try:
+        ids = [engine.submit(text_job(core, "a wooden crate", downloads=())) for _ in range(12)]
+        started = time.monotonic()
+        wait_states(engine, ids)
+        elapsed = time.monotonic() - started
+    finally:
+        engine.stop()
+    polls = [r for r in emulator.requests() if r["path"] == "/v3/tasks/list"]
+    single = [r for r in emulator.requests() if r["method"] == "GET" and r["path"].startswith("/v3/tasks/")]
+    assert single == []
+    assert len(polls) <= elapsed / engine.poll_min + 2  # never more than one poll per poll_min
+    assert max(len(r["json"]["task_ids"]) for r in polls) == 12  # all tasks in one request
+
+
+def test_cancel_stops_tracking_without_import(core, emulator, tmp_path):
+    emulator.configure(task_seconds=3.0)
+    engine = make_engine(core, emulator, tmp_path)
+    try:
+        job_id = engine.submit(text_job(core))
+        deadline = time.monotonic() + 10
+        while not (engine.snapshot(job_id) or {}).get("steps", [{}])[0].get("task_id"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        engine.cancel(job_id)
+        final = wait_states(engine, [job_id])[job_id]
+        time.sleep(3.5)  # the task finishes on Tripo's side; the engine must not pick it up
+        assert engine.snapshot(job_id)["state"] == "cancelled"
+    finally:
+        engine.stop()
+    assert final["state"] == "cancelled"
+    assert not (tmp_path / "dl" / job_id).exists()
+
+
+def test_invalid_chain_is_refused_before_anything_is_sent(core, emulator, tmp_path):
+    engine = make_engine(core, emulator, tmp_path)
+    job = core.jobs.Job.new("bad chain", [
+        core.jobs.Step("text_to_model", {"prompt": "a cat", "model": "v3.1-20260211"}),
+        core.jobs.Step("animate_retarget", {"animations": ["preset:walk"]}, input_from=0),
+    ])
+    try:
+        with pytest.raises(core.tasks.ValidationError, match="(?i)rig"):
+            engine.submit(job)
+    finally:
+        engine.stop()
+    assert emulator.creates() == []
+    assert not (tmp_path / "journal" / f"{job.job_id}.json").exists()

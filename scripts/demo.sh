@@ -20,6 +20,8 @@ url="$(sed -n 's/^READY //p' "$VENV/emulator.out")"
 echo "emulator listening at $url"
 
 export TRIPO_API_BASE="$url" TRIPO_API_KEY="tsk_demo_offline_key"
+# The demo installs the extension into its own Blender user folder, never into your profile.
+export BLENDER_USER_RESOURCES="$REPO/.cache/demo-blender-user"
 "$BLENDER" -b --factory-startup --online-mode --python-exit-code 1 \
   --python scripts/tripo_batch.py -- examples/demo_batch.toml --out "$out" \
   --extension-zip "$TRIPO_EXTENSION_ZIP"

@@ -22,6 +22,9 @@ case "${BLENDER_VERSION:-4.5}" in
   *) echo "BLENDER_VERSION must be 4.2, 4.5, 5.0 or an exact bpy version, not '$BLENDER_VERSION'" >&2; exit 2 ;;
 esac
 
+# Our own launcher (exported by an earlier provisioning in this shell) is not a real Blender.
+case "${BLENDER_EXECUTABLE:-}" in "$REPO/.venv/"*) unset BLENDER_EXECUTABLE ;; esac
+
 if [ -n "${BLENDER_EXECUTABLE:-}" ]; then
   VENV="$REPO/.venv/real-blender"
 else

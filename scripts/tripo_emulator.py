@@ -3,6 +3,10 @@
 
     python scripts/tripo_emulator.py --host 127.0.0.1 --port 0 [--api-key KEY] [--task-seconds T]
         [--faults SPEC] [--blender CMD] [--cache-dir DIR] [--concurrency N] [--balance N] ...
+        [--aistudio-api-key KEY] [--aistudio-rate-limit N]
+
+Serves both wire formats: Tripo apiv3 under /v3/ and 3D AI Studio's under /v1/ (see
+emulator/aistudio.py).
 
 Prints `READY http://127.0.0.1:<port>` on stdout once it listens (port 0: a free port); logs go
 to stderr. Standard library only: runs under any Python 3.11+, Blender's bundled one included.
@@ -51,6 +55,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="delay of the `slow` fault (default 2)")
     parser.add_argument("--factory-workers", type=int, default=2,
                         help="tasks whose assets are produced at the same time (default 2)")
+    parser.add_argument("--aistudio-api-key", default=None,
+                        help="the one key the 3D AI Studio routes accept (default: any key)")
+    parser.add_argument("--aistudio-rate-limit", type=int, default=3,
+                        help="3D AI Studio API requests allowed per key and minute (default 3)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -65,7 +73,8 @@ def main(argv=None) -> int:
             faults=args.faults, blender_command=args.blender, cache_dir=args.cache_dir,
             concurrency_limit=args.concurrency, rate_limit_per_minute=args.rate_limit,
             balance=args.balance, blocked_word=args.blocked_word, url_ttl_seconds=args.url_ttl,
-            slow_seconds=args.slow_seconds, factory_workers=args.factory_workers)
+            slow_seconds=args.slow_seconds, factory_workers=args.factory_workers,
+            aistudio_api_key=args.aistudio_api_key, aistudio_rate_limit=args.aistudio_rate_limit)
     except ValueError as exc:  # a bad --faults spec
         logging.getLogger("tripo_emulator").error("%s", exc)
         return 2

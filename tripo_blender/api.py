@@ -152,9 +152,14 @@ def run_task(task_type: str, source=None, *, name: str | None = None,
     return wait(job_id, timeout)[0] if wait_for_result else job_id
 
 
-def estimate(task_type: str, **params) -> costs.CostEstimate:
-    """The published-price estimate of a request (no request is sent)."""
-    return costs.estimate_credits(tasks.build_request(task_type, **params))
+def estimate(task_type: str, *, provider: str | None = None, **params) -> costs.CostEstimate:
+    """The provider's published-price estimate of a request (no request is sent).
+    `provider` defaults to the configured one ("tripo" or "3daistudio")."""
+    from .blender.settings import connection_settings
+    from .core import capabilities
+
+    provider = provider or connection_settings().provider
+    return capabilities.estimate(provider, tasks.build_request(task_type, **params))
 
 
 def read_metadata(obj) -> dict | None:

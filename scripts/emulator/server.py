@@ -10,6 +10,8 @@ Routes:
 - `GET /files/<task_id>/<name>?expires=&sig=`: signed, expiring downloads, streamed from disk.
 - `PUT /uploads/<file_token>?expires=&sig=`: presigned uploads (no auth), streamed to disk.
 - `/_emulator/...`: test control, no auth (see `_control`).
+- `/v1/...`, `/account/user/wallet/`, `/aistudio/assets/...`: the 3D AI Studio wire format for
+  Tripo models (aistudio.py), with its own accounts, rate limit and error bodies.
 Faults (faults.py) are applied here, around the processing of a request. Every request is
 recorded in the request log, with whether it carried an Authorization header (never its value).
 """
@@ -32,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import catalog
+from . import aistudio, catalog
 from .api import MAX_MULTIPART_UPLOAD, MAX_PRESIGNED_UPLOAD, TripoApi
 from .errors import ApiError, invalid
 from .faults import FaultBook
@@ -107,6 +109,8 @@ def classify(path: str) -> tuple[str, str | None]:
     """(log kind, fault target) of a request path."""
     if path.startswith("/_emulator/"):
         return "control", None
+    if aistudio.owns(path):
+        return aistudio.classify(path)
     if path.startswith("/files/"):
         return "download", "download"
     if path.startswith("/uploads/"):
@@ -238,7 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "PUT" and kind == "upload":
                 payload = None  # streamed to disk while processing
             else:
-                limit = MAX_MULTIPART_UPLOAD + CHUNK if path == "/v3/files" else MAX_JSON_BODY
+                limit = MAX_MULTIPART_UPLOAD + CHUNK if path == "/v3/files" else (
+                    aistudio.MAX_BODY if aistudio.owns(path) else MAX_JSON_BODY)
                 payload = body.read(limit)
                 if payload and "json" in self.headers.get("Content-Type", "json"):
                     try:
@@ -248,8 +253,8 @@ class _Handler(BaseHTTPRequestHandler):
         except BodyTooLarge:
             self.close_connection = True
             what = "50 MB" if path == "/v3/files" else f"{MAX_JSON_BODY // CHUNK} MB"
-            self._send(_error(invalid(f"the request body exceeds {what}"), request_id),
-                       request_id, entry)
+            self._send(emulator.error_response(path, invalid(f"the request body exceeds {what}"),
+                                               request_id), request_id, entry)
             return
         except (ConnectionError, ValueError, OSError):
             self.close_connection = True
@@ -264,12 +269,12 @@ class _Handler(BaseHTTPRequestHandler):
         if kind_of_fault == "malformed":
             response = Response(200, MALFORMED_BODY)
         elif kind_of_fault in FAULT_ANSWERS:
-            response = _error(FAULT_ANSWERS[kind_of_fault](), request_id)
+            response = emulator.error_response(path, FAULT_ANSWERS[kind_of_fault](), request_id)
         else:
             try:
                 response = emulator.dispatch(self, kind, path, query, payload, body)
             except ApiError as exc:
-                response = _error(exc, request_id)
+                response = emulator.error_response(path, exc, request_id)
             except BodyTooLarge:
                 self.close_connection = True
                 response = _error(invalid("the upload exceeds 150 MB"), request_id)
@@ -367,7 +372,8 @@ class EmulatorServer:
                  cache_dir=None, *, concurrency_limit: int = 10, rate_limit_per_minute: int = 200,
                  balance: int = 10000, blocked_word: str = "forbidden",
                  url_ttl_seconds: float = 300.0, slow_seconds: float = 2.0, factory=None,
-                 factory_workers: int = 2):
+                 factory_workers: int = 2, aistudio_api_key: str | None = None,
+                 aistudio_rate_limit: int = 3):
         config = Config(api_key=api_key, task_seconds=task_seconds,
                              concurrency_limit=concurrency_limit,
                              rate_limit_per_minute=rate_limit_per_minute, balance=balance,
@@ -381,6 +387,11 @@ class EmulatorServer:
         self._factory = factory
         self._factory_lock = threading.Lock()
         self.api = TripoApi(config, self._get_factory, self.cache_dir, factory_workers)
+        self.studio = aistudio.StudioApi(
+            aistudio.StudioConfig(api_key=aistudio_api_key, task_seconds=task_seconds,
+                                  rate_limit_per_minute=aistudio_rate_limit),
+            self._get_factory, self.cache_dir, make_response=Response,
+            parse_multipart=parse_multipart, factory_workers=factory_workers)
         self._httpd = _HTTPServer((host, port), _Handler)
         self._httpd.emulator = self
         bound_host, bound_port = self._httpd.server_address[:2]
@@ -388,6 +399,7 @@ class EmulatorServer:
         self.url = f"http://{shown}:{bound_port}"
         self.port = bound_port
         self.api.base_url = self.url
+        self.studio.base_url = self.url
         self._thread: threading.Thread | None = None
 
     def _get_factory(self):
@@ -414,6 +426,7 @@ class EmulatorServer:
         self._httpd.server_close()
         self._httpd.close_connections()  # idle keep-alive connections would outlive the server
         self.api.close()
+        self.studio.close()
         close = getattr(self._factory, "close", None)
         if close is not None:
             close()  # ends the factory's Blender worker
@@ -426,10 +439,18 @@ class EmulatorServer:
 
     # --- dispatch -----------------------------------------------------------------------------
 
+    def error_response(self, path: str, exc: ApiError, request_id: str) -> Response:
+        """An error answer in the wire format of the path's flavour."""
+        if aistudio.owns(path):
+            return self.studio.error_response(exc, request_id)
+        return _error(exc, request_id)
+
     def dispatch(self, handler: _Handler, kind: str, path: str, query: str, payload, body: _Body):
         method = handler.command
         if kind == "control":
             return self._control(method, path.removeprefix("/_emulator/"), payload)
+        if aistudio.owns(path):
+            return self.studio.handle(method, path, query, payload, handler.headers)
         if kind == "download":
             if method not in ("GET", "HEAD"):
                 raise ApiError(405, 1003, "downloads are GET only")
@@ -559,8 +580,12 @@ class EmulatorServer:
         if not isinstance(body, dict):
             return _json(400, {"error": "the body must be a JSON object"})
         try:
+            if name.startswith("aistudio/"):
+                status, answer = self.studio.control(method, name.removeprefix("aistudio/"), body)
+                return _json(status, answer)
             if (method, name) == ("POST", "reset"):
                 self.api.reset()
+                self.studio.reset()
                 self.faults.clear()
                 self.log.clear()
                 return _json(200, {"ok": True})

@@ -141,10 +141,16 @@ class JobEvent:
     message: str = ""
 
 
-def validate_chain(job: Job) -> None:
-    """Builds every step's request before anything is sent: bad input costs no credits."""
+def validate_chain(job: Job, provider_name: str = "tripo") -> None:
+    """Builds every step's request before anything is sent: bad input costs no credits, and a
+    step the provider does not offer is refused with its reason before the first one runs."""
+    from .capabilities import feature_unavailable_reason
+
     for index, step in enumerate(job.steps):
         params = dict(step.params)
+        reason = feature_unavailable_reason(provider_name, step.task_type, params)
+        if reason:
+            raise errors.FeatureUnavailable(reason, reason=reason)
         if index == 0 and job.meta.get("source_type"):
             tasks.check_chain(step.task_type, job.meta["source_type"])
         if step.input_from is not None:
@@ -212,7 +218,7 @@ class JobEngine:
     # --- thread-safe commands ----------------------------------------------------------------
     def submit(self, job: Job) -> str:
         """Validates the whole chain (raises errors.ValidationError), journals it, queues it."""
-        validate_chain(job)
+        validate_chain(job, self.provider_name)
         job.provider, job.base_url = self.provider_name, self.base_url
         job.out_dir = job.out_dir or str(self.download_dir / job.job_id)
         job.state = QUEUED
@@ -393,11 +399,14 @@ class JobEngine:
             # Tripo refused it, so nothing was created or billed: queue it locally and retry.
             step.state = PENDING
             job.state = QUEUED
-            self._slot_cap = max(1, self._tasks_in_flight())
+            if isinstance(exc, errors.ConcurrencyLimited):  # a rate limit says nothing of slots
+                self._slot_cap = max(1, self._tasks_in_flight())
             delay = getattr(exc, "retry_after", None) or 2.0
             self._retry_at[key] = time.monotonic() + delay
             self._save(job)
-            self._emit("update", job, "Waiting for a free Tripo slot")
+            self._emit("update", job, "Waiting for a free Tripo slot"
+                       if isinstance(exc, errors.ConcurrencyLimited)
+                       else "Waiting for the service's request rate limit")
             return
         except errors.NetworkError as exc:
             # Raised only when the request certainly did not go out (see the provider).

@@ -52,7 +52,6 @@ from .errors import (
     RateLimited,
     ServerError,
     TaskNotFound,
-    TripoError,
     ValidationError,
     error_from_response,
 )

@@ -7,19 +7,25 @@ import time
 import bpy
 
 from ..blender.runtime import get_runtime
-from ..core import costs, errors, tasks
+from ..blender.settings import connection_settings
+from ..core import capabilities, errors, tasks
 from ..core.settings import OFFLINE_MESSAGE
 
 _ESTIMATE_CACHE: dict = {}
 
 
-def estimate_for(settings) -> tuple[str, str]:
-    """("≈ 40 credits (estimate)", "") or ("", why the request is invalid); cached per options."""
+def estimate_for(settings, provider: str) -> tuple[str, str]:
+    """("≈ 40 credits (estimate)", "") or ("", why it cannot be sent); cached per options."""
     options = {k: v for k, v in settings.generation_options().items() if v is not None}
     task_type = {"IMAGE": "image_to_model", "MULTIVIEW": "multiview_to_model",
                  "TEXT_IMAGE": "image_to_model"}.get(settings.mode, "text_to_model")
-    key = (task_type, settings.prompt, tuple(sorted(options.items())))
+    key = (provider, settings.mode, settings.prompt, tuple(sorted(options.items())))
     if key not in _ESTIMATE_CACHE:
+        unavailable = capabilities.feature_unavailable_reason(
+            provider, "text_to_image" if settings.mode == "TEXT_IMAGE" else task_type, options)
+        if unavailable:
+            _ESTIMATE_CACHE[key] = ("", unavailable)
+            return _ESTIMATE_CACHE[key]
         params = dict(options)
         # Inputs are checked on submit; a stand-in keeps the estimate independent of them.
         if task_type == "text_to_model":
@@ -29,10 +35,10 @@ def estimate_for(settings) -> tuple[str, str]:
         else:
             params["inputs"] = ["file_front", "file_left", None, None]
         try:
-            estimate = costs.estimate_credits(tasks.build_request(task_type, **params))
+            estimate = capabilities.estimate(provider, tasks.build_request(task_type, **params))
             text = estimate.describe()
             if settings.mode == "TEXT_IMAGE":
-                image = costs.estimate_credits(tasks.build_request("text_to_image", prompt="x"))
+                image = capabilities.estimate(provider, tasks.build_request("text_to_image", prompt="x"))
                 text = f"{text} + image {image.describe()}"
             _ESTIMATE_CACHE[key] = (text, "")
         except errors.TripoError as exc:
@@ -116,7 +122,10 @@ class TRIPO_PT_generate(bpy.types.Panel):
             else:
                 box.prop(s, "image_seed")
 
-        estimate, problem = estimate_for(s)
+        provider = connection_settings(context).provider
+        if provider != "tripo":
+            layout.label(text=f"Provider: {capabilities.PROVIDER_LABELS.get(provider, provider)}", icon="WORLD")
+        estimate, problem = estimate_for(s, provider)
         if problem:
             layout.label(text=problem, icon="ERROR")
         else:

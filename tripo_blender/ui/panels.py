@@ -6,6 +6,7 @@ import time
 
 import bpy
 
+from ..blender import importer
 from ..blender.runtime import get_runtime
 from ..blender.settings import connection_settings
 from ..core import capabilities, errors, tasks
@@ -169,6 +170,9 @@ class TRIPO_PT_jobs(bpy.types.Panel):
                 box.label(text=f"{credits:g} credits")
             if job.get("error"):
                 box.label(text=job["error"].get("message", "")[:120], icon="ERROR")
+            preview = _preview_image(job) if job.get("state") == "imported" else None
+            if preview is not None:
+                box.template_icon(icon_value=preview.preview.icon_id, scale=5)
             row = box.row(align=True)
             state = job.get("state")
             if state in ("queued", "active"):
@@ -184,6 +188,16 @@ class TRIPO_PT_jobs(bpy.types.Panel):
             row.operator("tripo.job_open_folder", text="", icon="FILE_FOLDER").job_id = job["job_id"]
             if state in ("imported", "failed", "cancelled"):
                 row.operator("tripo.job_forget", text="", icon="TRASH").job_id = job["job_id"]
+
+
+def _preview_image(job: dict):
+    """The packed preview of an imported job, looked up by name (no stored bpy references: they
+    would not survive undo)."""
+    image = bpy.data.images.get(f"{importer.asset_name(job)} preview")
+    if image is None:
+        return None
+    image.preview_ensure()
+    return image
 
 
 def _state_icon(state: str) -> str:

@@ -106,10 +106,8 @@ class TRIPO_PT_generate(bpy.types.Panel):
         sub.enabled = "generate_parts" not in reasons or s.generate_parts
         sub.prop(s, "generate_parts", toggle=True)
         # Why something is greyed out (Blender has no per-state tooltips for properties).
-        for prop, reason in sorted(reasons.items()):
-            if getattr(s, prop) or prop in ("generate_parts",):
-                col.label(text=reason, icon="INFO")
-                break
+        for reason in sorted(set(reasons.values())):
+            col.label(text=reason, icon="INFO")
 
         layout.prop(s, "show_advanced", icon="TRIA_DOWN" if s.show_advanced else "TRIA_RIGHT", emboss=False)
         if s.show_advanced:

@@ -9,7 +9,7 @@ is sent; the providers refuse the same requests with the same reasons
     capabilities.feature_unavailable_reason("3daistudio", "animate_rig")      # -> "3D AI Studio ..."
     capabilities.feature_unavailable_reason("3daistudio", "texture_model",
                                             {"part_names": ["wheel"]})        # -> per-part reason
-    print(capabilities.support_table_markdown())                             # the README table
+    capabilities.support_table_markdown()                                    # the README table
 """
 
 from __future__ import annotations

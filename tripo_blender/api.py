@@ -4,7 +4,7 @@
     tripo = importlib.import_module("bl_ext.user_default.tripo_blender.api")
     tripo.configure(api_key="tsk_...")                  # or TRIPO_API_KEY in the environment
     result = tripo.generate("a wooden treasure chest", face_limit=8000)
-    print(result.root.name, tripo.read_metadata(result.root)["task_id"])
+    task_id = tripo.read_metadata(result.root)["task_id"]   # result.root: the imported object
 
 Every call that waits runs the same engine as the panel: the worker thread does the network
 work while this (main) thread blocks, imports the result and returns. Nothing here needs an
@@ -28,6 +28,8 @@ __all__ = [
     "configure", "generate", "submit", "wait", "wait_all", "run_task", "estimate",
     "read_metadata", "write_metadata", "tripo_objects", "Job", "Step", "JobFailed",
     "OfflineError", "errors",
+    "retexture", "segment", "complete", "lowpoly", "rig_check", "rig", "animate", "convert",
+    "bring_to_tripo",
 ]
 
 
@@ -174,3 +176,122 @@ def write_metadata(obj, **values) -> None:
 def tripo_objects(objects=None) -> list:
     """Objects that came from Tripo (default: all in the file)."""
     return [o for o in (objects if objects is not None else bpy.data.objects) if metadata.is_from_tripo(o)]
+
+
+# --- actions on objects already in the scene (retexture, segment, rig, convert, ...) ------------
+# `objects`: the objects to act on (one object, a list, or None for the current selection), read
+# like the panel reads the selection: parts of ONE Tripo asset (none / its root = the whole asset),
+# or one mesh that did not come from Tripo (it is imported into Tripo first). A selection that
+# cannot take the action raises errors.ValidationError with the reason; nothing is sent then.
+
+def _selection_jobs(action: str, objects, **options) -> list[Job]:
+    from .blender import selection
+    if objects is not None and not isinstance(objects, (list, tuple, set)):
+        objects = [objects]
+    sel = selection.analyze(list(objects) if objects is not None else None)
+    return selection.build_jobs(action, sel, **options)
+
+
+def _run_jobs(jobs: list[Job], wait_for_result: bool, timeout: float | None):
+    from .core.jobs import validate_chain
+    for job in jobs:  # every job is checked before the first one is sent
+        validate_chain(job)
+    ids = [submit(job) for job in jobs]
+    return wait(ids, timeout) if wait_for_result else ids
+
+
+def _one(results):
+    return results[0] if isinstance(results, list) and len(results) == 1 else results
+
+
+def retexture(objects=None, prompt: str | None = None, *, image: str | None = None,
+              style_image: str | None = None, wait_for_result: bool = True,
+              timeout: float | None = None, **options):
+    """Textures the given parts (or the whole asset) again: one texture_model task with
+    part_names = the parts; only those parts get the new materials. `image` / `style_image` are
+    local files, file tokens or URLs. Returns a Result (or the job id)."""
+    jobs = _selection_jobs("retexture", objects, prompt=prompt, image=image, style_image=style_image,
+                           **options)
+    return _one(_run_jobs(jobs, wait_for_result, timeout))
+
+
+def segment(objects=None, *, model: str | None = None, granularity: str | None = None,
+            wait_for_result: bool = True, timeout: float | None = None, **options):
+    """Splits the asset into named parts (mesh_segmentation); the original is hidden.
+    `granularity` (simple / balanced / detailed) needs model "v2.0-20260430"."""
+    if granularity is not None:
+        options["segmentation_granularity"] = granularity
+    jobs = _selection_jobs("segment", objects, model=model, **options)
+    return _one(_run_jobs(jobs, wait_for_result, timeout))
+
+
+def complete(objects=None, *, wait_for_result: bool = True, timeout: float | None = None, **options):
+    """Completes the given parts of a segmented asset (mesh_completion on its segmentation)."""
+    jobs = _selection_jobs("complete", objects, **options)
+    return _one(_run_jobs(jobs, wait_for_result, timeout))
+
+
+def lowpoly(objects=None, *, face_limit: int | None = None, quad: bool | None = None,
+            replace: bool = False, wait_for_result: bool = True, timeout: float | None = None,
+            **options):
+    """Smart low poly of the asset (or of the given parts): a new asset beside the original, or
+    in its place with the original hidden (`replace=True`)."""
+    jobs = _selection_jobs("lowpoly", objects, face_limit=face_limit, quad=quad, replace=replace,
+                           **options)
+    return _one(_run_jobs(jobs, wait_for_result, timeout))
+
+
+def rig_check(objects=None, *, timeout: float | None = None) -> dict:
+    """Asks Tripo whether the asset can be rigged: {"riggable": bool, "rig_type": str, "task_id"}.
+    The answer is also written onto the asset's metadata (riggable, rig_type_detected)."""
+    result = _one(_run_jobs(_selection_jobs("rig_check", objects), True, timeout))
+    step = result.job["steps"][-1]
+    output = (step.get("task") or {}).get("output") or {}
+    return {"riggable": bool(output.get("riggable")), "rig_type": output.get("rig_type") or "",
+            "task_id": step.get("task_id") or ""}
+
+
+def rig(objects=None, *, rig_type: str | None = None, spec: str | None = None,
+        model: str | None = None, animations=None, wait_for_result: bool = True,
+        timeout: float | None = None, **options):
+    """Rigs the asset (the armature replaces the original, which is hidden); with `animations`,
+    then adds them as named actions (see animate). Returns the rig's Result."""
+    jobs = _selection_jobs("rig", objects, rig_type=rig_type, spec=spec, model=model, **options)
+    if not wait_for_result:
+        return _one(_run_jobs(jobs, False, timeout))
+    result = _one(_run_jobs(jobs, True, timeout))
+    if animations:
+        animate(result.root, animations, timeout=timeout)
+    return result
+
+
+def animate(objects=None, animations=("preset:idle", "preset:walk"), *, wait_for_result: bool = True,
+            timeout: float | None = None, **options) -> list:
+    """Adds preset animations to a rigged asset as named actions on its armature (NLA tracks).
+    More than 5 become several retarget tasks, each on the rig task. Returns their Results."""
+    jobs = _selection_jobs("animate", objects, animations=list(animations) if not isinstance(
+        animations, str) else animations, **options)
+    return _run_jobs(jobs, wait_for_result, timeout)
+
+
+def convert(objects=None, format: str = "STL", folder: str = "//tripo_export/", *,
+            per_part: bool = False, wait_for_result: bool = True, timeout: float | None = None,
+            **options) -> list:
+    """Converts the asset (or one file per given part, `per_part=True`) with convert_model and
+    saves the files into `folder` under deterministic names (06_export_full_stl.stl,
+    08_export_part_stl__003__handle.stl). Options: flatten_bottom, pivot_to_center_bottom,
+    pack_uv, scale_factor, face_limit, texture_size, texture_format, fbx_preset,
+    export_orientation, with_animation, ... Returns the file paths (or the job ids)."""
+    from .blender import selection
+    jobs = _selection_jobs("convert", objects, format=format, folder=folder, per_part=per_part,
+                           **options)
+    results = _run_jobs(jobs, wait_for_result, timeout)
+    if not wait_for_result:
+        return results
+    return [path for result in results for path in selection.export_files(result.job)]
+
+
+def bring_to_tripo(objects=None, *, wait_for_result: bool = True, timeout: float | None = None) -> list:
+    """Uploads meshes that did not come from Tripo (import_model, one task each); their metadata
+    makes them Tripo assets (their meshes are not changed). Returns the Results."""
+    return _run_jobs(_selection_jobs("bring_to_tripo", objects), wait_for_result, timeout)

@@ -87,6 +87,24 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     pivot_to_center_bottom: BoolProperty(name="Pivot to Center Bottom", default=False)
     pack_uv: BoolProperty(name="Pack UV", default=False)
     scale_factor: bpy.props.FloatProperty(name="Scale", default=1.0, min=0.001)
+    # More selection-action options (segment, export); 0 / "DEFAULT" = Tripo's default, not sent.
+    segment_model: EnumProperty(name="Segmentation Model", default="v1.0-20250506", items=[
+        ("v1.0-20250506", "v1.0", "Default segmentation model"),
+        ("v2.0-20260430", "v2.0", "Newer model; takes a granularity")])
+    segment_granularity: EnumProperty(name="Granularity", default="balanced", items=[
+        (v, v.title(), "") for v in ("simple", "balanced", "detailed")])
+    export_face_limit: IntProperty(name="Face Limit", default=0, min=0, max=500000,
+                                   description="Maximum faces of the export (0: keep)")
+    export_texture_size: IntProperty(name="Texture Size", default=0, min=0, max=8192,
+                                     description="Texture size in pixels (0: Tripo's default, 4096)")
+    export_texture_format: EnumProperty(name="Texture Format", default="DEFAULT", items=[
+        ("DEFAULT", "Default", "Tripo's default (JPEG)")] + [
+        (v, v.title(), "") for v in ("JPEG", "PNG", "WEBP", "TARGA", "TIFF", "BMP")])
+    fbx_preset: EnumProperty(name="FBX Preset", default="blender", items=[
+        ("blender", "Blender", ""), ("mixamo", "Mixamo", ""), ("3dsmax", "3ds Max", "")])
+    export_orientation: EnumProperty(name="Orientation", default="+x", items=[
+        (v, v, "") for v in ("+x", "-x", "+y", "-y")])
+    with_animation: BoolProperty(name="With Animation", default=True)
 
     def generation_options(self) -> dict:
         """The request options as the protocol core expects them (None = not set)."""

@@ -1,15 +1,389 @@
-"""Actions on the selection (retexture, segment, complete, low poly, rig, convert, import). Being written."""
+"""Actions on the selection (retexture, segment, complete, low poly, rig check, rig, animate,
+convert and export, bring to Tripo) and the sidebar panel that offers them.
+
+Every operator reads the selection with `blender.selection.analyze`, refuses (poll message in the
+UI, an ERROR report from scripts) with the reason before anything is sent, builds its jobs from the
+panel's settings (`scene.tripo`) and submits them: in the UI it returns at once and the job monitor
+applies the result; under `blender -b` it waits and applies it before returning.
+"""
+
+from __future__ import annotations
+
+import logging
+import textwrap
 
 import bpy
+from bpy.props import BoolProperty
 
-CLASSES = ()
+from ..blender import selection
+from ..blender.runtime import get_runtime
+from ..blender.settings import OfflineError, connection_settings
+from ..core import errors
+from ..core import jobs as core_jobs
+from ..core.settings import OFFLINE_MESSAGE
+from .operators import ensure_monitor, finish_synchronously, user_message
+
+log = logging.getLogger(__name__)
+
+
+def options_for(action: str, s) -> dict:
+    """The action's options from the panel settings (None / defaults are not sent)."""
+    if action == "retexture":
+        return {"prompt": s.texture_prompt.strip() or None, "image": s.texture_image_path or None,
+                "style_image": s.style_image_path or None}
+    if action == "segment":
+        v2 = s.segment_model != "v1.0-20250506"
+        return {"model": s.segment_model if v2 else None,
+                "segmentation_granularity": s.segment_granularity if v2 else None}
+    if action == "lowpoly":
+        return {"face_limit": s.lowpoly_face_limit, "quad": s.lowpoly_quad or None,
+                "replace": s.lowpoly_replace}
+    if action == "rig":
+        return {"rig_type": s.rig_type, "spec": s.rig_spec}
+    if action == "animate":
+        return {"animations": s.animations}
+    if action == "convert":
+        return {
+            "format": s.export_format, "folder": s.export_dir, "per_part": s.export_per_part,
+            "flatten_bottom": s.flatten_bottom or None,
+            "pivot_to_center_bottom": s.pivot_to_center_bottom or None,
+            "pack_uv": s.pack_uv or None,
+            "scale_factor": s.scale_factor if abs(s.scale_factor - 1.0) > 1e-9 else None,
+            "face_limit": s.export_face_limit or None,
+            "texture_size": s.export_texture_size or None,
+            "texture_format": None if s.export_texture_format == "DEFAULT" else s.export_texture_format,
+            "fbx_preset": s.fbx_preset if s.export_format == "FBX" and s.fbx_preset != "blender" else None,
+            "export_orientation": None if s.export_orientation == "+x" else s.export_orientation,
+            "with_animation": None if s.with_animation else False,
+        }
+    return {}
+
+
+def provider_reason(context, action: str) -> str:
+    """Why the configured provider cannot run the action ("" when it can)."""
+    try:
+        from ..core import capabilities
+        provider = connection_settings(context).provider
+        return capabilities.feature_unavailable_reason(provider, selection.ACTION_TASKS[action]) or ""
+    except Exception as exc:  # noqa: BLE001 - a capability lookup must never break the UI
+        log.debug("capability check failed: %s", exc)
+        return ""
+
+
+def action_reason(context, sel, action: str) -> str:
+    if not bpy.app.online_access:
+        return OFFLINE_MESSAGE
+    s = getattr(context.scene, "tripo", None)
+    per_part = bool(s and s.export_per_part) if action == "convert" else False
+    return sel.reason(action, per_part=per_part) or provider_reason(context, action)
+
+
+def submit_jobs(operator, context, jobs: list, wait: bool = False) -> set[str]:
+    """Validates every job first (nothing is sent if one is refused), submits them all, and in
+    background mode waits until they are applied."""
+    try:
+        for job in jobs:
+            core_jobs.validate_chain(job)
+    except errors.TripoError as exc:
+        operator.report({"ERROR"}, user_message(exc))
+        return {"CANCELLED"}
+    runtime = get_runtime()
+    ids = []
+    for job in jobs:
+        try:
+            ids.append(runtime.submit(job, context))
+        except (errors.TripoError, OfflineError) as exc:
+            operator.report({"ERROR"}, user_message(exc))
+            if not ids:
+                return {"CANCELLED"}
+            break
+    if bpy.app.background or wait:
+        status = finish_synchronously(operator, context, ids)
+        if status == {"FINISHED"}:
+            report_outcome(operator, [runtime.jobs.get(i) or {} for i in ids])
+        return status
+    operator.report({"INFO"}, f"Submitted {len(ids)} job(s): {', '.join(j.label for j in jobs[:3])}")
+    folders = sorted({j.meta["export_folder"] for j in jobs if j.meta.get("export_folder")})
+    if folders:
+        operator.report({"INFO"}, f"Exporting into {', '.join(folders)}")
+    ensure_monitor(context)
+    return {"FINISHED"}
+
+
+def report_outcome(operator, jobs: list[dict]) -> None:
+    for job in jobs:
+        kind = (job.get("meta") or {}).get("kind", "")
+        if kind == selection.KIND_PREFIX + "convert":
+            for path in selection.export_files(job):
+                operator.report({"INFO"}, f"Exported {path}")
+        elif kind == selection.KIND_PREFIX + "rig_check":
+            output = ((job.get("steps") or [{}])[-1].get("task") or {}).get("output") or {}
+            riggable = output.get("riggable")
+            operator.report({"INFO"}, f"Riggable: {'yes' if riggable else 'no'}"
+                                      f" (rig type {output.get('rig_type') or 'unknown'})")
+
+
+class _SelectionAction:
+    action = ""
+    bl_options = {"REGISTER"}
+
+    wait: BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"},
+                       description="Return only once the result is applied (always so in background mode)")
+
+    @classmethod
+    def poll(cls, context):
+        sel = selection.analyze(list(getattr(context, "selected_objects", None) or []), context.scene)
+        reason = action_reason(context, sel, cls.action)
+        if reason:
+            cls.poll_message_set(reason)
+            return False
+        return True
+
+    def execute(self, context):
+        sel = selection.analyze(list(context.selected_objects), context.scene)
+        try:
+            jobs = selection.build_jobs(self.action, sel, **options_for(self.action, context.scene.tripo))
+        except errors.TripoError as exc:
+            self.report({"ERROR"}, user_message(exc))
+            return {"CANCELLED"}
+        return submit_jobs(self, context, jobs, self.wait)
+
+
+class TRIPO_OT_retexture(_SelectionAction, bpy.types.Operator):
+    """Texture the selected parts (or the whole asset) again with the texture prompt, reference
+    image or style image; other parts keep their materials"""
+
+    bl_idname = "tripo.retexture"
+    bl_label = "Retexture"
+    action = "retexture"
+
+
+class TRIPO_OT_segment(_SelectionAction, bpy.types.Operator):
+    """Split the asset into named parts (the original is hidden, not deleted)"""
+
+    bl_idname = "tripo.segment"
+    bl_label = "Segment"
+    action = "segment"
+
+
+class TRIPO_OT_complete(_SelectionAction, bpy.types.Operator):
+    """Complete the selected parts of a segmented asset (fill the holes left by segmentation)"""
+
+    bl_idname = "tripo.complete"
+    bl_label = "Complete Parts"
+    action = "complete"
+
+
+class TRIPO_OT_lowpoly(_SelectionAction, bpy.types.Operator):
+    """Make a low-poly version (of the selected parts), beside the original or replacing it"""
+
+    bl_idname = "tripo.lowpoly"
+    bl_label = "Low Poly"
+    action = "lowpoly"
+
+
+class TRIPO_OT_rig_check(_SelectionAction, bpy.types.Operator):
+    """Ask Tripo whether the asset can be rigged and which rig type it detects"""
+
+    bl_idname = "tripo.rig_check"
+    bl_label = "Check Rig"
+    action = "rig_check"
+
+
+class TRIPO_OT_rig(_SelectionAction, bpy.types.Operator):
+    """Rig the asset with the chosen rig type and skeleton (the original is hidden)"""
+
+    bl_idname = "tripo.rig"
+    bl_label = "Rig"
+    action = "rig"
+
+
+class TRIPO_OT_animate(_SelectionAction, bpy.types.Operator):
+    """Add the preset animations (up to 5 per task) as named actions on the asset's armature"""
+
+    bl_idname = "tripo.animate"
+    bl_label = "Animate"
+    action = "animate"
+
+
+class TRIPO_OT_convert(_SelectionAction, bpy.types.Operator):
+    """Convert and export the asset (or one file per selected part) into the export folder"""
+
+    bl_idname = "tripo.convert"
+    bl_label = "Convert & Export"
+    action = "convert"
+
+
+class TRIPO_OT_bring_to_tripo(_SelectionAction, bpy.types.Operator):
+    """Upload the selected mesh(es) to Tripo (import_model) so that every Tripo action works on
+    them; the mesh is not changed"""
+
+    bl_idname = "tripo.bring_to_tripo"
+    bl_label = "Bring to Tripo"
+    action = "bring_to_tripo"
+
+
+# =========================================================================== panel
+
+def _wrapped(layout, text: str, icon: str = "INFO", width: int = 42) -> None:
+    lines = textwrap.wrap(text, width) or [""]
+    col = layout.column(align=True)
+    for number, line in enumerate(lines):
+        col.label(text=line, icon=icon if number == 0 else "BLANK1")
+
+
+def _button(layout, context, sel, action: str, icon: str, text: str | None = None) -> None:
+    reason = action_reason(context, sel, action)
+    row = layout.row()
+    row.enabled = not reason
+    row.operator(f"tripo.{action}", icon=icon, **({"text": text} if text else {}))
+    if reason and reason != OFFLINE_MESSAGE:
+        _wrapped(layout, reason)
+
+
+def _analysis(context):
+    return selection.analyze(list(getattr(context, "selected_objects", None) or []), context.scene)
+
+
+class _SelectionPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Tripo"
+
+
+class TRIPO_PT_selection(_SelectionPanel, bpy.types.Panel):
+    bl_label = "Tripo Selection"
+
+    def draw(self, context):
+        layout = self.layout
+        sel = _analysis(context)
+        if not bpy.app.online_access:
+            _wrapped(layout, "Online access is off: Preferences > System > Network", icon="ERROR")
+        box = layout.box()
+        for number, line in enumerate(sel.summary()):
+            box.label(text=line, icon="OBJECT_DATA" if number == 0 else "BLANK1")
+        if sel.foreign or sel.unusable:
+            _button(layout, context, sel, "bring_to_tripo", "IMPORT")
+
+
+class TRIPO_PT_selection_texture(_SelectionPanel, bpy.types.Panel):
+    bl_label = "Texture"
+    bl_parent_id = "TRIPO_PT_selection"
+
+    def draw(self, context):
+        layout, s = self.layout, context.scene.tripo
+        sel = _analysis(context)
+        layout.prop(s, "texture_prompt", text="")
+        layout.prop(s, "texture_image_path")
+        layout.prop(s, "style_image_path")
+        what = f"Retexture {len(sel.part_names)} Part(s)" if sel.part_names else "Retexture"
+        _button(layout, context, sel, "retexture", "BRUSH_DATA", what)
+
+
+class TRIPO_PT_selection_mesh(_SelectionPanel, bpy.types.Panel):
+    bl_label = "Mesh"
+    bl_parent_id = "TRIPO_PT_selection"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout, s = self.layout, context.scene.tripo
+        sel = _analysis(context)
+        col = layout.column(align=True)
+        col.prop(s, "segment_model")
+        row = col.row()
+        row.enabled = s.segment_model != "v1.0-20250506"
+        row.prop(s, "segment_granularity")
+        _button(layout, context, sel, "segment", "MOD_EXPLODE")
+        _button(layout, context, sel, "complete", "MOD_SOLIDIFY")
+        layout.separator()
+        col = layout.column(align=True)
+        col.prop(s, "lowpoly_face_limit")
+        row = col.row(align=True)
+        row.prop(s, "lowpoly_quad", toggle=True)
+        row.prop(s, "lowpoly_replace", toggle=True)
+        _button(layout, context, sel, "lowpoly", "MOD_DECIM")
+
+
+class TRIPO_PT_selection_rig(_SelectionPanel, bpy.types.Panel):
+    bl_label = "Rig & Animate"
+    bl_parent_id = "TRIPO_PT_selection"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout, s = self.layout, context.scene.tripo
+        sel = _analysis(context)
+        meta = sel.root_meta
+        if "riggable" in meta:
+            layout.label(text=f"Riggable: {'yes' if meta['riggable'] else 'no'}"
+                              f" ({meta.get('rig_type_detected') or 'unknown type'})",
+                         icon="CHECKMARK" if meta["riggable"] else "ERROR")
+        _button(layout, context, sel, "rig_check", "VIEWZOOM")
+        col = layout.column(align=True)
+        col.prop(s, "rig_type")
+        col.prop(s, "rig_spec")
+        _button(layout, context, sel, "rig", "ARMATURE_DATA")
+        layout.prop(s, "animations")
+        _button(layout, context, sel, "animate", "ACTION")
+        armature = next((o for o in [sel.root] if o is not None and o.type == "ARMATURE"), None)
+        if armature is not None and armature.animation_data is not None:
+            tracks = [t.name for t in armature.animation_data.nla_tracks]
+            if tracks:
+                _wrapped(layout, "Actions: " + ", ".join(tracks), icon="NLA")
+
+
+class TRIPO_PT_selection_export(_SelectionPanel, bpy.types.Panel):
+    bl_label = "Convert & Export"
+    bl_parent_id = "TRIPO_PT_selection"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout, s = self.layout, context.scene.tripo
+        sel = _analysis(context)
+        col = layout.column(align=True)
+        col.prop(s, "export_format")
+        col.prop(s, "export_dir")
+        col.prop(s, "export_per_part")
+        col = layout.column(align=True)
+        col.prop(s, "flatten_bottom")
+        col.prop(s, "pivot_to_center_bottom")
+        col.prop(s, "pack_uv")
+        col.prop(s, "scale_factor")
+        col.prop(s, "export_face_limit")
+        col.prop(s, "export_texture_size")
+        col.prop(s, "export_texture_format")
+        row = col.row()
+        row.enabled = s.export_format == "FBX"
+        row.prop(s, "fbx_preset")
+        col.prop(s, "export_orientation")
+        col.prop(s, "with_animation")
+        _button(layout, context, sel, "convert", "EXPORT")
+
+
+CLASSES = (
+    TRIPO_OT_retexture,
+    TRIPO_OT_segment,
+    TRIPO_OT_complete,
+    TRIPO_OT_lowpoly,
+    TRIPO_OT_rig_check,
+    TRIPO_OT_rig,
+    TRIPO_OT_animate,
+    TRIPO_OT_convert,
+    TRIPO_OT_bring_to_tripo,
+    TRIPO_PT_selection,
+    TRIPO_PT_selection_texture,
+    TRIPO_PT_selection_mesh,
+    TRIPO_PT_selection_rig,
+    TRIPO_PT_selection_export,
+)
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    selection.register()
 
 
 def unregister() -> None:
+    selection.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -306,6 +306,8 @@ class JobEngine:
                 self._next_poll = time.monotonic() + self.poll_max
             self._wake.wait(timeout=self._sleep_time())
             self._wake.clear()
+        # Commands that arrived while stopping (e.g. "imported" marks) still reach the journal.
+        self._drain_inbox()
         log.debug("job worker stopped")
 
     def _sleep_time(self) -> float:
@@ -451,9 +453,14 @@ class JobEngine:
                 else:
                     self._retry_at[key] = now + min(30.0, 2.0 ** step.attempts)
                 continue
-            except errors.TripoError as exc:
-                self._retry_at[key] = now + 5.0
+            except errors.TripoError as exc:  # e.g. the service is unreachable: not forever
+                step.attempts += 1
                 log.warning("reconcile of %s failed: %s", job.job_id, exc)
+                if step.attempts > 6:
+                    self._needs_decision(job, f"Could not check with the service whether the task "
+                                              f"was created: {exc.user_message()}")
+                else:
+                    self._retry_at[key] = now + 5.0
                 continue
             self._retry_at.pop(key, None)
             if task_id:
@@ -509,7 +516,8 @@ class JobEngine:
                 remaining.append(elapsed * (100 - step.progress) / max(step.progress, 1))
             else:
                 remaining.append(0.0)  # unknown: assume it may finish soon
-        if not remaining:
+        if not remaining or min(remaining) <= 1.0:
+            # Tripo reports the time left in whole seconds: "1 s" may mean any moment now.
             return self.poll_min
         return max(self.poll_min, min(self.poll_max, min(remaining) / 2))
 

@@ -1,0 +1,1621 @@
+"""Batch files: many assets described in one TOML, JSON or YAML file, turned into jobs.
+
+Plain Python, no ``bpy`` (see ``core/__init__``). The Blender side (``blender/batch_runner``)
+runs what this module plans; ``--dry-run`` stops after the plan and its cost estimate.
+
+The format (``examples/batch_reference.toml`` shows every key, commented)::
+
+    [batch]                      # run settings, all optional
+    project = "DEMO"             # {project} in the naming template
+    naming = "{project}_{type}_{name}_{generation}_{version}"   # asset folder names
+    blend = "demo.blend"         # the .blend in --out that receives every asset
+
+    [vars]                       # template fields shared by every job
+    material = ["oak", "steel"]
+
+    [defaults]                   # merged into every job (a job's own keys win)
+    type = "prop"
+    options = { model = "v3.1-20260211", face_limit = 8000 }
+
+    [qc]                         # QC thresholds (defaults: see QC_DEFAULTS)
+    max_non_manifold_edges = 0
+
+    [[jobs]]
+    name = "crate"
+    prompt = "a {style} crate, {material} corners"   # {fields} expand over [vars]/vars lists
+    vars = { style = ["rustic", "sci-fi"] }           # cartesian product of every list
+    variants = 2                 # per expanded prompt: model_seed = seed + k
+    post = { texture = "weathered paint", lowpoly = 2000, export = ["STL", "FBX"] }
+
+Each expanded asset becomes one :class:`~.jobs.Job` (a chain of steps) whose downloads are
+named by step (``01_base.glb``, ``02_textured_full.glb``, ``06_export_full_stl.stl``...).
+Per-part work (``texture_parts``, ``export_parts``) needs the part names of the finished model,
+so it becomes second-phase jobs (:func:`part_jobs`) once the asset is imported.
+
+Determinism: the job id of an asset is a digest of what it would send (task types, parameters,
+the content of local input files), so rerunning the same file maps every asset to the same
+journal entry, whatever its folder name. Changing an asset's request makes it a new job.
+
+Errors: :class:`BatchFileError` lists every problem found, each with the key path
+(``jobs[2].options.face_limit``) and, when it can be found in the text, the line.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import string
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from . import costs, errors, tasks
+from .jobs import Job, Step
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DEFAULT_NAMING = "{name}_{version}"
+DEFAULT_PROJECT = "tripo"
+DEFAULT_TYPE = "prop"
+#: Task input placeholder used to validate chained steps before any task exists.
+PLACEHOLDER_TASK_ID = "00000000-0000-4000-8000-000000000000"
+
+#: QC thresholds and what they default to (None: derived from the asset's request).
+QC_DEFAULTS: dict[str, Any] = {
+    "max_faces": None,               # default: the requested face limit (none: unchecked)
+    "max_vertices": None,            # default: the requested face limit (none: unchecked)
+    "min_size": 0.01,                # metres: the largest bounding-box side must reach it
+    "max_size": 100.0,               # metres: no bounding-box side may exceed it
+    "max_non_manifold_edges": 0,     # after welding UV-seam splits
+    "max_loose": 0,                  # loose vertices + loose edges
+    "require_textures": None,        # default: when textures were asked for
+    "min_parts": None,               # default: 2 when parts were asked for
+}
+
+# Fixed stage numbers: a step kind always gets the same prefix, whatever else the chain holds.
+STAGES = {
+    "concept": "00_concept",
+    "base": "01_base",
+    "textured_full": "02_textured_full",
+    "textured_part": "03_textured_part",
+    "segmented": "04_segmented",
+    "lowpoly": "05_lowpoly",
+    "export_full": "06_export_full",
+    "rigged": "07_rigged",
+    "export_part": "08_export_part",
+    "animated": "09_animated",
+}
+
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                     *(f"lpt{i}" for i in range(1, 10))}
+
+
+# =========================================================================== errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str             # key path, e.g. "jobs[2].options.face_limit" ("" for the whole file)
+    message: str
+    line: Optional[int] = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        key = f"{self.path}: " if self.path else ""
+        return f"{where}{key}{self.message}"
+
+
+class BatchFileError(ValueError):
+    """The batch file cannot be run; ``problems`` says where and why (nothing was sent)."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        count = len(self.problems)
+        head = f"{self.source}: {count} problem{'s' if count != 1 else ''} in the batch file"
+        return head + "".join(f"\n  {p}" for p in self.problems)
+
+
+def format_path(path: tuple) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+# =========================================================================== key -> line maps
+
+
+class _LineIndex:
+    def __init__(self, text: str):
+        self._starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def line(self, offset: int) -> int:
+        return bisect.bisect_right(self._starts, offset)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class _TomlScanner:
+    """Finds the line of every key and array element of a TOML document.
+
+    Not a TOML parser (tomllib parses); it only follows the structure far enough to say where
+    a key path such as ("jobs", 2, "post", "lowpoly") was written, including inline tables and
+    arrays that span lines. Text it does not understand is skipped.
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self.index = _LineIndex(text)
+        self.lines: dict[tuple, int] = {}
+        self.aot_counts: dict[tuple, int] = {}  # array-of-tables path -> elements seen
+
+    def scan(self) -> dict[tuple, int]:
+        text, i, n = self.text, 0, len(self.text)
+        table: tuple = ()
+        while i < n:
+            i = self._skip_ws(i, newlines=True)
+            if i >= n:
+                break
+            c = text[i]
+            if c == "#":
+                i = self._line_end(i)
+            elif text.startswith("[[", i):
+                end = text.find("]]", i)
+                if end < 0:
+                    break
+                keys = self._split_keys(text[i + 2:end])
+                parent = self._resolve(keys[:-1])
+                path = parent + (keys[-1],)
+                count = self.aot_counts.get(path, 0)
+                self.aot_counts[path] = count + 1
+                self.lines.setdefault(path, self.index.line(i))
+                table = path + (count,)
+                self.lines[table] = self.index.line(i)
+                i = self._line_end(end)
+            elif c == "[":
+                end = text.find("]", i)
+                if end < 0:
+                    break
+                table = self._resolve(self._split_keys(text[i + 1:end]))
+                self.lines.setdefault(table, self.index.line(i))
+                i = self._line_end(end)
+            else:
+                i = self._key_value(i, table)
+        return self.lines
+
+    # -- helpers --------------------------------------------------------------------------
+    def _resolve(self, keys: list[str]) -> tuple:
+        path: tuple = ()
+        for key in keys:
+            path += (key,)
+            if path in self.aot_counts:
+                path += (self.aot_counts[path] - 1,)
+        return path
+
+    @staticmethod
+    def _split_keys(raw: str) -> list[str]:
+        keys, i = [], 0
+        raw = raw.strip()
+        while i < len(raw):
+            c = raw[i]
+            if c in "\"'":
+                end = raw.find(c, i + 1)
+                end = len(raw) if end < 0 else end
+                keys.append(raw[i + 1:end])
+                i = end + 1
+            elif c in ". \t":
+                i += 1
+            else:
+                m = _BARE_KEY.match(raw, i)
+                if not m:
+                    i += 1
+                    continue
+                keys.append(m.group(0))
+                i = m.end()
+        return keys or [raw]
+
+    def _skip_ws(self, i: int, newlines: bool) -> int:
+        text, n = self.text, len(self.text)
+        while i < n and (text[i] in " \t\r" or (newlines and text[i] == "\n")):
+            i += 1
+        return i
+
+    def _line_end(self, i: int) -> int:
+        end = self.text.find("\n", i)
+        return len(self.text) if end < 0 else end + 1
+
+    def _read_key(self, i: int) -> tuple[list[str], int]:
+        """A (possibly dotted) key up to its '='; returns the keys and the index after '='."""
+        end = i
+        text = self.text
+        while end < len(text) and text[end] not in "=\n":
+            if text[end] in "\"'":
+                close = text.find(text[end], end + 1)
+                end = len(text) if close < 0 else close + 1
+            else:
+                end += 1
+        if end >= len(text) or text[end] != "=":
+            return [], self._line_end(i)
+        return self._split_keys(text[i:end]), end + 1
+
+    def _key_value(self, i: int, table: tuple) -> int:
+        keys, j = self._read_key(i)
+        if not keys:
+            return j
+        path = table + tuple(keys)
+        self.lines.setdefault(path, self.index.line(i))
+        return self._value(j, path)
+
+    def _string_end(self, i: int) -> int:
+        text = self.text
+        quote = text[i]
+        if text.startswith(quote * 3, i):
+            end = text.find(quote * 3, i + 3)
+            return len(text) if end < 0 else end + 3
+        j = i + 1
+        while j < len(text) and text[j] != "\n":
+            if quote == '"' and text[j] == "\\":
+                j += 2
+                continue
+            if text[j] == quote:
+                return j + 1
+            j += 1
+        return j
+
+    def _value(self, i: int, path: tuple) -> int:
+        text, n = self.text, len(self.text)
+        i = self._skip_ws(i, newlines=False)
+        if i >= n:
+            return i
+        c = text[i]
+        if c in "\"'":
+            return self._string_end(i)
+        if c == "[":
+            return self._array(i + 1, path)
+        if c == "{":
+            return self._inline_table(i + 1, path)
+        while i < n and text[i] not in ",]}\n#":
+            i += 1
+        return i
+
+    def _skip_blank(self, i: int) -> int:
+        text, n = self.text, len(self.text)
+        while i < n:
+            i = self._skip_ws(i, newlines=True)
+            if i < n and text[i] == "#":
+                i = self._line_end(i)
+                continue
+            return i
+        return i
+
+    def _array(self, i: int, path: tuple) -> int:
+        text, n = self.text, len(self.text)
+        index = 0
+        while True:
+            i = self._skip_blank(i)
+            if i >= n:
+                return i
+            if text[i] == "]":
+                return i + 1
+            if text[i] == ",":
+                i += 1
+                continue
+            element = path + (index,)
+            self.lines.setdefault(element, self.index.line(i))
+            before = i
+            i = self._value(i, element)
+            if i == before:
+                i += 1
+            index += 1
+
+    def _inline_table(self, i: int, path: tuple) -> int:
+        text, n = self.text, len(self.text)
+        while True:
+            i = self._skip_blank(i)
+            if i >= n:
+                return i
+            if text[i] == "}":
+                return i + 1
+            if text[i] == ",":
+                i += 1
+                continue
+            keys, j = self._read_key(i)
+            if not keys:
+                return j
+            key_path = path + tuple(keys)
+            self.lines.setdefault(key_path, self.index.line(i))
+            i = self._value(j, key_path)
+
+
+def toml_key_lines(text: str) -> dict[tuple, int]:
+    try:
+        return _TomlScanner(text).scan()
+    except Exception:  # noqa: BLE001 - line numbers are a courtesy; never hide the real error
+        log.debug("could not map TOML keys to lines", exc_info=True)
+        return {}
+
+
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def json_key_lines(text: str) -> dict[tuple, int]:
+    """The line of every key and array element of a JSON document."""
+    from json.decoder import scanstring
+
+    index = _LineIndex(text)
+    lines: dict[tuple, int] = {}
+    n = len(text)
+
+    def ws(i: int) -> int:
+        while i < n and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    def value(i: int, path: tuple) -> int:
+        i = ws(i)
+        lines.setdefault(path, index.line(i))
+        c = text[i]
+        if c == "{":
+            i = ws(i + 1)
+            if text[i] == "}":
+                return i + 1
+            while True:
+                i = ws(i)
+                key, end = scanstring(text, i + 1)
+                lines.setdefault(path + (key,), index.line(i))
+                i = ws(end)
+                i = value(i + 1, path + (key,))  # skip ':'
+                i = ws(i)
+                if text[i] == ",":
+                    i += 1
+                    continue
+                return i + 1
+        if c == "[":
+            i = ws(i + 1)
+            if text[i] == "]":
+                return i + 1
+            k = 0
+            while True:
+                i = value(i, path + (k,))
+                k += 1
+                i = ws(i)
+                if text[i] == ",":
+                    i += 1
+                    continue
+                return i + 1
+        if c == '"':
+            return scanstring(text, i + 1)[1]
+        m = _JSON_NUMBER.match(text, i)
+        if m:
+            return m.end()
+        for literal in ("true", "false", "null"):
+            if text.startswith(literal, i):
+                return i + len(literal)
+        raise ValueError(f"unexpected {c!r}")
+
+    try:
+        value(0, ())
+    except Exception:  # noqa: BLE001 - partial map is fine
+        pass
+    lines.pop((), None)
+    return lines
+
+
+def yaml_key_lines(text: str) -> dict[tuple, int]:
+    try:
+        import yaml
+    except ImportError:
+        return {}
+    lines: dict[tuple, int] = {}
+
+    def walk(node, path: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = getattr(key_node, "value", None)
+                lines.setdefault(path + (key,), key_node.start_mark.line + 1)
+                walk(value_node, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for k, item in enumerate(node.value):
+                lines.setdefault(path + (k,), item.start_mark.line + 1)
+                walk(item, path + (k,))
+
+    try:
+        walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
+    except Exception:  # noqa: BLE001
+        return {}
+    return lines
+
+
+def line_of(lines: dict[tuple, int], path: tuple) -> Optional[int]:
+    """The line of ``path`` or of its closest enclosing key that has one."""
+    path = tuple(path)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
+
+
+# =========================================================================== parsing
+
+
+def detect_format(path: Union[str, os.PathLike]) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".toml":
+        return "toml"
+    if suffix == ".json":
+        return "json"
+    if suffix in (".yaml", ".yml"):
+        return "yaml"
+    raise BatchFileError(str(path), [Problem("", f"unknown batch file type '{suffix or '(none)'}': "
+                                                 "use .toml, .json, .yaml or .yml")])
+
+
+def parse_text(text: str, fmt: str, source: str = "<batch>") -> tuple[Any, dict[tuple, int]]:
+    """The raw data of a batch file and where each key was written; BatchFileError on syntax."""
+    if fmt == "toml":
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            message = str(exc)
+            m = re.search(r"\(at line (\d+), column \d+\)", message)
+            line = int(m.group(1)) if m else None
+            message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+            raise BatchFileError(source, [Problem("", f"not valid TOML: {message}", line)]) from None
+        return data, toml_key_lines(text)
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BatchFileError(source, [Problem("", f"not valid JSON: {exc.msg}", exc.lineno)]) from None
+        return data, json_key_lines(text)
+    if fmt == "yaml":
+        try:
+            import yaml
+        except ImportError:
+            raise BatchFileError(source, [Problem("", "YAML batch files need PyYAML, which this "
+                                                      "Python does not have; use TOML or JSON.")]) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise BatchFileError(source, [Problem("", f"not valid YAML: {problem}",
+                                                  mark.line + 1 if mark else None)]) from None
+        return data, yaml_key_lines(text)
+    raise BatchFileError(source, [Problem("", f"unknown batch file format {fmt!r}")])
+
+
+# =========================================================================== schema
+
+Scalar = Union[str, int, float, bool]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
+
+class _Options(BaseModel):
+    """A table whose unknown keys are request options (checked against the task's request)."""
+    model_config = ConfigDict(extra="allow", protected_namespaces=(), populate_by_name=True)
+
+
+class TextureSpec(_Options):
+    prompt: Optional[str] = None        # texture_prompt.text (template fields allowed)
+    image: Optional[str] = None         # texture_prompt.image
+    style_image: Optional[str] = None   # texture_prompt.style_image
+
+
+class PartTextureSpec(TextureSpec):
+    parts: Optional[list[str]] = None   # only these parts (default: every part)
+
+
+class ExportSpec(_Options):
+    format: str
+    name: Optional[str] = None          # distinguishes two exports of one format
+
+
+class AnimationSpec(_Options):
+    animations: list[str]
+
+
+class PostSpec(_Model):
+    texture: Union[bool, str, TextureSpec, None] = None
+    texture_parts: Union[bool, str, PartTextureSpec, None] = None
+    segment: Union[bool, _Options, None] = None
+    lowpoly: Union[bool, int, _Options, None] = None
+    rig: Union[bool, str, _Options, None] = None
+    animations: Union[str, list[str], AnimationSpec, None] = None
+    export: Union[str, list[Union[str, ExportSpec]], None] = Field(None, alias="convert")
+    export_parts: Union[str, list[Union[str, ExportSpec]], None] = None
+
+
+class QCSpec(_Model):
+    max_faces: Optional[int] = Field(None, ge=0)
+    max_vertices: Optional[int] = Field(None, ge=0)
+    min_size: Optional[float] = Field(None, ge=0)
+    max_size: Optional[float] = Field(None, gt=0)
+    max_non_manifold_edges: Optional[int] = Field(None, ge=0)
+    max_loose: Optional[int] = Field(None, ge=0)
+    require_textures: Optional[bool] = None
+    min_parts: Optional[int] = Field(None, ge=0)
+
+
+class JobSpec(_Model):
+    id: Optional[str] = None
+    enabled: bool = True
+    name: Optional[str] = None
+    type: Optional[str] = None
+    prompt: Optional[str] = None
+    negative_prompt: Optional[str] = None
+    image: Optional[str] = None
+    images: Union[list[Optional[str]], dict[str, str], None] = None
+    text_to_image: Optional[bool] = None
+    vars: dict[str, Union[list[Scalar], Scalar]] = Field(default_factory=dict)
+    variants: Union[int, list[dict[str, Any]], None] = None
+    seed: Optional[int] = Field(None, ge=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+    post: Optional[PostSpec] = None
+    qc: Optional[QCSpec] = None
+    tags: Union[list[str], dict[str, Scalar], None] = None
+
+
+class BatchSettings(_Model):
+    project: str = DEFAULT_PROJECT
+    naming: Optional[str] = None
+    version: int = Field(1, ge=0)       # the first version number ({version} = v01, v02 ...)
+    blend: Optional[str] = None
+    concurrency: Optional[int] = Field(None, ge=1)
+    creates_per_minute: Optional[int] = Field(None, ge=1)
+    retries: Optional[int] = Field(None, ge=0)
+
+
+class BatchSpec(_Model):
+    format: int = FORMAT_VERSION
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    vars: dict[str, Union[list[Scalar], Scalar]] = Field(default_factory=dict)
+    defaults: JobSpec = Field(default_factory=JobSpec)
+    qc: QCSpec = Field(default_factory=QCSpec)
+    jobs: list[JobSpec]
+
+
+_UNION_WORDS = {
+    "texture": "true, false, a texture prompt, or a table (prompt, image, style_image and "
+               "texture options)",
+    "texture_parts": "true, false, a prompt (may use {part}), or a table (prompt, parts and "
+                     "texture options)",
+    "segment": "true, false, or a table of segmentation options",
+    "lowpoly": "true, false, a face limit, or a table of smart low poly options",
+    "rig": "true, false, a rig type (e.g. \"biped\"), or a table of rig options",
+    "animations": "an animation preset, a list of them, or a table with `animations`",
+    "export": "a format (e.g. \"STL\"), a list of formats, or tables with `format` and convert "
+              "options",
+    "convert": "a format (e.g. \"STL\"), a list of formats, or tables with `format` and convert "
+               "options",
+    "export_parts": "a format (e.g. \"STL\"), a list of formats, or tables with `format` and "
+                    "convert options",
+    "images": "a list [front, left, back, right] or a table {front = ..., back = ...}",
+    "variants": "a number of variants, or a list of option tables (one per variant)",
+    "tags": "a list of strings or a table",
+    "vars": "a value or a list of values",
+}
+_TYPE_WORDS = {
+    "int_parsing": "a whole number", "int_type": "a whole number", "int_from_float": "a whole number",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "bool_type": "true or false", "string_type": "text", "list_type": "a list",
+    "dict_type": "a table", "model_type": "a table", "model_attributes_type": "a table",
+}
+
+
+def _walk_loc(data: Any, loc: tuple) -> tuple:
+    """The part of a pydantic error location that names real keys of the data (drops union
+    member tags such as 'bool' or 'TextureSpec')."""
+    path: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part == "convert" and "export" in node:
+            path.append("export")
+            node = node["export"]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, (dict, list)) and part in ("missing",):
+            continue
+        else:
+            if isinstance(node, dict) and isinstance(part, str) and not _looks_like_tag(part):
+                path.append(part)  # a missing key: still name it
+                node = None
+            continue
+    return tuple(path)
+
+
+def _looks_like_tag(part: str) -> bool:
+    return part in ("bool", "int", "str", "float", "list", "dict", "none") or part[:1].isupper() \
+        or part[:1] == "_" or "[" in part or part.startswith("function-")
+
+
+def _schema_problems(exc: PydanticValidationError, data: Any, lines: dict) -> list[Problem]:
+    grouped: dict[tuple, list[dict]] = {}
+    for err in exc.errors(include_url=False):
+        loc = tuple(err.get("loc", ()))
+        path = _walk_loc(data, loc)
+        if err.get("type") == "missing" and loc and loc[-1] not in path:
+            path = path + (loc[-1],)
+        grouped.setdefault(path, []).append(err)
+    # A deeper error is more precise than a union's "wrong type" at its parent.
+    paths = [p for p in grouped if not any(q != p and q[:len(p)] == p for q in grouped)]
+    problems = []
+    for path in sorted(paths, key=lambda p: (line_of(lines, p) or 0, format_path(p))):
+        errs = grouped[path]
+        key = next((p for p in reversed(path) if isinstance(p, str)), "")
+        value = _value_at(data, path)
+        if len(errs) > 1 and key in _UNION_WORDS:
+            message = f"must be {_UNION_WORDS[key]} (got {value!r})"
+        else:
+            message = _schema_message(errs[0], path, value)
+        problems.append(Problem(format_path(path), message, line_of(lines, path)))
+    return problems
+
+
+def _value_at(data: Any, path: tuple) -> Any:
+    node = data
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+_KNOWN_KEYS = {
+    (): sorted(BatchSpec.model_fields),
+    ("batch",): sorted(BatchSettings.model_fields),
+    ("qc",): sorted(QCSpec.model_fields),
+    ("job",): sorted(JobSpec.model_fields),
+    ("post",): sorted(set(PostSpec.model_fields) | {"convert"}),
+}
+
+
+def _schema_message(err: dict, path: tuple, value: Any) -> str:
+    kind = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    key = path[-1] if path else ""
+    if kind == "extra_forbidden":
+        parent = path[:-1]
+        if not parent:
+            known = _KNOWN_KEYS[()]
+        elif parent[-1] == "post":
+            known = _KNOWN_KEYS[("post",)]
+        elif parent[-1] in ("qc",):
+            known = _KNOWN_KEYS[("qc",)]
+        elif parent == ("batch",):
+            known = _KNOWN_KEYS[("batch",)]
+        else:
+            known = _KNOWN_KEYS[("job",)]
+        return f"unknown key '{key}'; the keys here are: {', '.join(known)}"
+    if kind == "missing":
+        if key == "jobs":
+            return "the batch file lists no jobs: add [[jobs]] tables (or a \"jobs\" list)"
+        return f"'{key}' is required here"
+    if kind in _TYPE_WORDS:
+        return f"must be {_TYPE_WORDS[kind]} (got {value!r})"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        words = {"greater_than_equal": "at least", "greater_than": "more than",
+                 "less_than_equal": "at most", "less_than": "less than"}[kind]
+        return f"must be {words} {next(iter(ctx.values()), '')} (got {value!r})"
+    message = str(err.get("msg", "invalid value"))
+    return message[len("Value error, "):] if message.startswith("Value error, ") else message
+
+
+# =========================================================================== names
+
+
+def safe_name(text: Any, fallback: str = "asset", max_length: int = 80) -> str:
+    """A file and folder name that works on every file system: ASCII letters, digits, '-',
+    '_' and '.', no leading dot or dash, no Windows device names, at most ``max_length``."""
+    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+    text = re.sub(r"_{2,}", "_", text).strip("._-")
+    text = text[:max_length].rstrip("._-")
+    if not text:
+        text = fallback
+    if text.split(".")[0].lower() in _WINDOWS_RESERVED:
+        text = f"_{text}"
+    return text
+
+
+def part_stem(stage: str, index: int, part: str, extra: str = "") -> str:
+    """E.g. ``03_textured_part__001__wheel`` or ``08_export_part_stl__003__handle``."""
+    return f"{STAGES[stage]}{('_' + extra) if extra else ''}__{index:03d}__{safe_name(part, 'part', 48)}"
+
+
+def _slug_from_prompt(prompt: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", unicodedata.normalize("NFKD", prompt)
+                       .encode("ascii", "ignore").decode("ascii"))
+    stop = {"a", "an", "the", "of", "with", "and"}
+    kept = [w for w in words if w.lower() not in stop][:5] or words[:5]
+    return "_".join(kept).lower() or "asset"
+
+
+_FORMATTER = string.Formatter()
+
+
+class TemplateError(ValueError):
+    pass
+
+
+def template_fields(text: str) -> list[str]:
+    """Field names used by a ``{field}`` template; TemplateError when it is malformed."""
+    names = []
+    try:
+        parsed = list(_FORMATTER.parse(text))
+    except ValueError as exc:
+        raise TemplateError(f"malformed template ({exc}); write {{{{ and }}}} for literal braces") from None
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier():
+            raise TemplateError(f"'{{{name}}}' is not a valid template field (use names such as "
+                                "{style}; write {{ and }} for literal braces)")
+        if spec or conversion:
+            raise TemplateError(f"template field '{{{name}}}' takes no format (write just {{{name}}})")
+        names.append(name)
+    return names
+
+
+def render(text: str, values: dict) -> str:
+    return _FORMATTER.vformat(text, (), values)
+
+
+# =========================================================================== the plan
+
+
+@dataclass
+class PartWork:
+    """Second-phase work on every part (or the chosen ones) of an asset."""
+    kind: str                   # "texture" or "export"
+    stage: str                  # "textured_part" or "export_part"
+    label: str                  # "" for texture, e.g. "stl" for an export
+    task_type: str
+    params: dict
+    source_step: int            # the main chain's step whose task id is the input
+    source_type: str
+    prompt: Optional[str] = None    # texture prompt template ({part} and the asset's fields)
+    parts: Optional[list[str]] = None
+    downloads: tuple = ("model_url",)
+    estimate: float = 0.0
+
+
+@dataclass
+class AssetPlan:
+    index: int
+    asset_id: str               # the folder under --out, also the object name in the .blend
+    job: Job
+    name: str
+    type: str
+    prompt: str
+    source: str                 # e.g. "jobs[2]"
+    fields: dict = field(default_factory=dict)
+    variant: int = 1
+    generation: int = 1
+    seed: Optional[int] = None
+    tags: Any = None
+    import_step: int = 0
+    qc: dict = field(default_factory=dict)
+    part_work: list[PartWork] = field(default_factory=list)
+    estimate: float = 0.0
+    estimate_is_guess: bool = False
+    step_estimates: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def job_id(self) -> str:
+        return self.job.job_id
+
+    @property
+    def part_estimate(self) -> float:
+        """Estimated credits of the second phase for ONE part (all part work together)."""
+        return sum(w.estimate for w in self.part_work)
+
+
+@dataclass
+class Batch:
+    source: str
+    format: str
+    project: str
+    naming: str
+    blend: str
+    concurrency: Optional[int]
+    creates_per_minute: Optional[int]
+    retries: Optional[int]
+    plans: list[AssetPlan]
+
+    @property
+    def job_ids(self) -> set[str]:
+        return {p.job_id for p in self.plans}
+
+    def plan_for(self, job_id: str) -> Optional[AssetPlan]:
+        return next((p for p in self.plans if p.job_id == job_id), None)
+
+    def estimate(self) -> dict:
+        """Estimated credits: the main chains, plus the per-part work per part."""
+        total = sum(p.estimate for p in self.plans)
+        per_part = sum(p.part_estimate for p in self.plans)
+        return {"assets": len(self.plans), "credits": total,
+                "per_part_credits": per_part,
+                "guess": any(p.estimate_is_guess for p in self.plans)}
+
+    def describe_estimate(self) -> str:
+        lines = [f"{len(self.plans)} asset(s) from {self.source}"]
+        width = max([len(p.asset_id) for p in self.plans] + [10])
+        for plan in self.plans:
+            steps = " -> ".join(t for t, _ in plan.step_estimates)
+            text = f"  {plan.asset_id:<{width}}  ≈ {_fmt(plan.estimate):>6} credits  {steps}"
+            if plan.part_work:
+                kinds = ", ".join(f"{w.kind}{' ' + w.label if w.label else ''}" for w in plan.part_work)
+                text += f"  + ≈ {_fmt(plan.part_estimate)} per part ({kinds})"
+            lines.append(text)
+        summary = self.estimate()
+        total = f"Total ≈ {_fmt(summary['credits'])} credits"
+        if summary["per_part_credits"]:
+            total += (f" + ≈ {_fmt(summary['per_part_credits'])} credits per part for per-part work "
+                      "(the part count is known only after generation)")
+        kind = "rough guess for some steps" if summary["guess"] else "estimate"
+        lines.append(f"{total} ({kind}; what Tripo reports per task is the truth)")
+        return "\n".join(lines)
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+# =========================================================================== loading
+
+
+def load(path: Union[str, os.PathLike], fmt: Optional[str] = None) -> Batch:
+    """Reads, validates and expands a batch file. Raises BatchFileError (nothing is sent)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BatchFileError(str(path), [Problem("", f"cannot read the batch file: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise BatchFileError(str(path), [Problem("", "the batch file is not UTF-8 text")]) from None
+    return loads(text, fmt or detect_format(path), base_dir=path.resolve().parent, source=str(path))
+
+
+def loads(text: str, fmt: str, *, base_dir: Union[str, os.PathLike, None] = None,
+          source: str = "<batch>") -> Batch:
+    data, lines = parse_text(text, fmt, source)
+    if not isinstance(data, dict):
+        raise BatchFileError(source, [Problem("", "the batch file must be a table/object at the top "
+                                                  "level, with a `jobs` list")])
+    try:
+        spec = BatchSpec.model_validate(data)
+    except PydanticValidationError as exc:
+        raise BatchFileError(source, _schema_problems(exc, data, lines)) from None
+    planner = _Planner(spec, data, lines, Path(base_dir or os.getcwd()), source, fmt)
+    return planner.plan()
+
+
+# =========================================================================== planning
+
+
+class _Problems(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def _normalize_for_id(value: Any) -> Any:
+    """Parameters as they identify a job: local files by content, not by where they sit."""
+    if isinstance(value, dict):
+        return {k: _normalize_for_id(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_normalize_for_id(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value) and os.path.isfile(value):
+        try:
+            return _file_digest(value)
+        except OSError:
+            return value
+    return value
+
+
+class _Planner:
+    def __init__(self, spec: BatchSpec, data: dict, lines: dict, base_dir: Path, source: str, fmt: str):
+        self.spec = spec
+        self.data = data
+        self.lines = lines
+        self.base_dir = base_dir
+        self.source = source
+        self.fmt = fmt
+        self.problems: list[Problem] = []
+        self.naming = spec.batch.naming or DEFAULT_NAMING
+
+    # -- problems ---------------------------------------------------------------------------
+    def problem(self, path: tuple, message: str) -> None:
+        self.problems.append(Problem(format_path(path), message, line_of(self.lines, path)))
+
+    def raw(self, path: tuple) -> Any:
+        return _value_at(self.data, path)
+
+    # -- top level ----------------------------------------------------------------------------
+    def plan(self) -> Batch:
+        spec = self.spec
+        if spec.format != FORMAT_VERSION:
+            self.problem(("format",), f"this runner reads batch format {FORMAT_VERSION} (got {spec.format})")
+        try:
+            naming_fields = template_fields(self.naming)
+        except TemplateError as exc:
+            self.problem(("batch", "naming"), str(exc))
+            naming_fields = []
+        self.naming_fields = naming_fields
+
+        plans: list[AssetPlan] = []
+        generation = 0
+        for index, job in enumerate(spec.jobs):
+            if not job.enabled:
+                continue
+            try:
+                expansions = self.expand(index, job)
+                variants = self.variants(index, job)
+            except _Problems as exc:
+                self.problems.extend(exc.problems)
+                continue
+            for fields, name in expansions:
+                generation += 1
+                for variant in variants:
+                    try:
+                        plans.append(self.asset(len(plans), index, job, fields, name, generation, variant))
+                    except _Problems as exc:
+                        self.problems.extend(exc.problems)
+        if not spec.jobs:
+            self.problem(("jobs",), "the batch file lists no jobs")
+        self.check_unique(plans)
+        if self.problems:
+            unique = sorted(dict.fromkeys(self.problems), key=lambda p: p.line or 0)
+            raise BatchFileError(self.source, unique)
+        blend = spec.batch.blend or f"{safe_name(Path(self.source).stem, 'batch')}.blend"
+        if not blend.endswith(".blend"):
+            blend += ".blend"
+        return Batch(source=self.source, format=self.fmt, project=spec.batch.project, naming=self.naming,
+                     blend=safe_name(blend, "batch.blend"), concurrency=spec.batch.concurrency,
+                     creates_per_minute=spec.batch.creates_per_minute, retries=spec.batch.retries,
+                     plans=plans)
+
+    def check_unique(self, plans: list[AssetPlan]) -> None:
+        seen: dict[str, AssetPlan] = {}
+        for plan in plans:
+            key = plan.asset_id.lower()  # case-insensitive file systems
+            if key in seen:
+                other = seen[key]
+                path = self.job_path(plan)
+                self.problem(path + ("name",) if self.raw(path + ("name",)) is not None else path,
+                             f"two assets get the folder name '{plan.asset_id}' ({other.source} and "
+                             f"{plan.source}); give them different names or add {{version}} / "
+                             "{generation} / a field to the naming template")
+            else:
+                seen[key] = plan
+        ids: dict[str, AssetPlan] = {}
+        for plan in plans:
+            if plan.job_id in ids:
+                # Identical requests: keep them distinct but deterministic (order of appearance).
+                count = sum(1 for p in ids if p.startswith(plan.job_id))
+                plan.job.job_id = f"{plan.job_id}-{count + 1}"
+            ids[plan.job_id] = plan
+
+    @staticmethod
+    def job_path(plan: AssetPlan) -> tuple:
+        return ("jobs", int(plan.source[5:-1]))
+
+    # -- merging defaults ---------------------------------------------------------------------
+    def merged(self, index: int, job: JobSpec, key: str):
+        """(value, path) of a job key, falling back to [defaults]."""
+        value = getattr(job, key)
+        if value is not None and key in job.model_fields_set:
+            return value, ("jobs", index, key)
+        default = getattr(self.spec.defaults, key)
+        if default is not None and key in self.spec.defaults.model_fields_set:
+            return default, ("defaults", key)
+        return value, ("jobs", index, key)
+
+    def expand(self, index: int, job: JobSpec) -> list[tuple[dict, str]]:
+        """The template fields of every expansion of a job, with its descriptive name."""
+        problems: list[Problem] = []
+        variables: dict[str, tuple[list, tuple]] = {}
+        for scope, values in ((("vars",), self.spec.vars), (("defaults", "vars"), self.spec.defaults.vars),
+                              (("jobs", index, "vars"), job.vars)):
+            for key, value in values.items():
+                items = _as_list(value)
+                if not items:
+                    problems.append(Problem(format_path(scope + (key,)), "an empty list expands to no "
+                                            "assets; give at least one value",
+                                            line_of(self.lines, scope + (key,))))
+                if not key.isidentifier():
+                    problems.append(Problem(format_path(scope + (key,)), f"'{key}' cannot be a template "
+                                            "field name (use letters, digits and _)",
+                                            line_of(self.lines, scope + (key,))))
+                variables[key] = (items, scope + (key,))
+        # The job's own fields vary first (names read "crate_rustic_oak", not "crate_oak_rustic").
+        own = [k for k in job.vars]
+        variables = {**{k: variables[k] for k in own}, **{k: v for k, v in variables.items() if k not in own}}
+        builtins = {"project": self.spec.batch.project}
+        type_value, _ = self.merged(index, job, "type")
+        builtins["type"] = type_value or DEFAULT_TYPE
+        known = set(variables) | set(builtins)
+
+        templates = []
+        for key in ("prompt", "negative_prompt", "name", "image"):
+            value, path = self.merged(index, job, key)
+            if isinstance(value, str):
+                templates.append((value, path))
+        images, path = self.merged(index, job, "images")
+        if isinstance(images, list):
+            templates += [(v, path + (k,)) for k, v in enumerate(images) if isinstance(v, str)]
+        elif isinstance(images, dict):
+            templates += [(v, path + (k,)) for k, v in images.items()]
+        post = self.post_tables(index, job)
+        for key in ("texture", "texture_parts"):
+            value, path = post.get(key, (None, None))
+            if isinstance(value, str):
+                templates.append((value, path))
+            elif isinstance(value, TextureSpec) and value.prompt:
+                templates.append((value.prompt, path + ("prompt",)))
+        used: set[str] = set()
+        for text, path in templates:
+            try:
+                names = template_fields(text)
+            except TemplateError as exc:
+                problems.append(Problem(format_path(path), str(exc), line_of(self.lines, path)))
+                continue
+            allowed = known | ({"part"} if path and "texture_parts" in path else set())
+            for name in names:
+                if name not in allowed:
+                    hint = f"; known fields: {', '.join(sorted(known))}" if known else \
+                        "; define it under [vars] or in the job's vars"
+                    problems.append(Problem(format_path(path), f"unknown template field {{{name}}}{hint}",
+                                            line_of(self.lines, path)))
+            used.update(names)
+        if problems:
+            raise _Problems(problems)
+
+        name_template, _ = self.merged(index, job, "name")
+        prompt, _ = self.merged(index, job, "prompt")
+        keys = list(variables)
+        combos = itertools.product(*[variables[k][0] for k in keys]) if keys else [()]
+        out = []
+        name_fields = set(template_fields(name_template)) if name_template else set()
+        for combo in combos:
+            fields = {**builtins, **{k: v for k, v in zip(keys, combo)}}
+            values = {k: str(v) for k, v in fields.items()}
+            if name_template:
+                name = render(name_template, values)
+            elif prompt:
+                name = _slug_from_prompt(render(prompt, values))
+            else:
+                image, _ = self.merged(index, job, "image")
+                name = Path(render(image, values)).stem if image else f"job{index + 1}"
+            # Lists that vary but are not in the name: their values make the name unique.
+            varying = [k for k in keys if len(variables[k][0]) > 1 and k not in name_fields]
+            if varying and (name_template or not prompt):
+                name = "_".join([name] + [str(fields[k]) for k in varying])
+            out.append((fields, name))
+        return out
+
+    def variants(self, index: int, job: JobSpec) -> list[tuple[int, dict, tuple]]:
+        """(number, option overrides, path) per variant."""
+        value, path = self.merged(index, job, "variants")
+        if value is None:
+            return [(1, {}, path)]
+        if isinstance(value, int):
+            if value < 1:
+                raise _Problems([Problem(format_path(path), "variants must be at least 1",
+                                         line_of(self.lines, path))])
+            if value > 1000:
+                raise _Problems([Problem(format_path(path), "more than 1000 variants per prompt is "
+                                         "surely a mistake", line_of(self.lines, path))])
+            return [(k + 1, {}, path) for k in range(value)]
+        return [(k + 1, dict(overrides), path + (k,)) for k, overrides in enumerate(value)]
+
+    def post_tables(self, index: int, job: JobSpec) -> dict[str, tuple[Any, tuple]]:
+        """Each post-step key with where it came from (a job key replaces the default's)."""
+        out: dict[str, tuple[Any, tuple]] = {}
+        for scope, post in ((("defaults", "post"), self.spec.defaults.post),
+                            (("jobs", index, "post"), job.post)):
+            if post is None:
+                continue
+            for key in post.model_fields_set:
+                raw_key = "export" if key == "export" else key
+                path = scope + (raw_key,)
+                if key == "export" and self.raw(path) is None and self.raw(scope + ("convert",)) is not None:
+                    path = scope + ("convert",)
+                out[key] = (getattr(post, key), path)
+        return {k: v for k, v in out.items() if v[0] is not None and v[0] is not False}
+
+    # -- one asset ------------------------------------------------------------------------------
+    def asset(self, position: int, index: int, job: JobSpec, fields: dict, name: str,
+              generation: int, variant_info: tuple[int, dict, tuple]) -> AssetPlan:
+        variant, overrides, variant_path = variant_info
+        problems: list[Problem] = []
+        values = {k: str(v) for k, v in fields.items()}
+
+        def fail(path: tuple, message: str) -> None:
+            problems.append(Problem(format_path(path), message, line_of(self.lines, path)))
+
+        # Generation options and where each came from.
+        options: dict[str, Any] = {}
+        origin: dict[str, tuple] = {}
+        for scope, table in ((("defaults", "options"), self.spec.defaults.options),
+                             (("jobs", index, "options"), job.options),
+                             (variant_path, overrides)):
+            for key, value in table.items():
+                options[key] = value
+                origin[key] = scope + (key,)
+        seed, seed_path = self.merged(index, job, "seed")
+        prompt_t, prompt_path = self.merged(index, job, "prompt")
+        negative_t, negative_path = self.merged(index, job, "negative_prompt")
+        image_t, image_path = self.merged(index, job, "image")
+        images_t, images_path = self.merged(index, job, "images")
+        text_to_image, t2i_path = self.merged(index, job, "text_to_image")
+        type_value = fields.get("type") or DEFAULT_TYPE
+
+        prompt = render(prompt_t, values) if prompt_t else None
+        negative = render(negative_t, values) if negative_t else None
+        n_variants = len(self.variants(index, job))  # already checked in plan()
+        if "model_seed" not in options:
+            if seed is not None:
+                options["model_seed"] = seed + variant - 1
+                origin["model_seed"] = seed_path
+            elif n_variants > 1:
+                basis = prompt or image_t or str(images_t) or name
+                base = int(hashlib.sha256(basis.encode("utf-8")).hexdigest()[:7], 16)  # < 2**28
+                options["model_seed"] = base + variant - 1
+                origin["model_seed"] = ("jobs", index, "variants")
+
+        # The generation step(s).
+        if text_to_image and not prompt:
+            fail(t2i_path, "text_to_image needs a prompt")
+        if image_t and images_t:
+            fail(("jobs", index), "give either image or images, not both")
+        if not prompt and not image_t and not images_t:
+            fail(("jobs", index), "each job needs a prompt, an image or images (multiview)")
+        steps: list[Step] = []
+        images_meta: list[str] = []
+        if image_t or images_t:
+            if images_t:
+                views = images_t
+                if isinstance(views, dict):
+                    views = [views.get(slot) for slot in tasks.MULTIVIEW_SLOTS]
+                    unknown = set(images_t) - set(tasks.MULTIVIEW_SLOTS)
+                    if unknown:
+                        fail(images_path, f"unknown view(s) {', '.join(sorted(unknown))}; the views are "
+                                          "front, left, back, right")
+                resolved = [self.file(render(v, values)) if v else None for v in views]
+                images_meta = [os.path.basename(v) for v in resolved if v]
+                gen = Step(tasks.MULTIVIEW_TO_MODEL, {"inputs": resolved, **options},
+                           file_stem=STAGES["base"], downloads=("model_url", "rendered_image_url"))
+                gen_source = images_path
+            else:
+                path = self.file(render(image_t, values))
+                images_meta = [os.path.basename(path)]
+                gen = Step(tasks.IMAGE_TO_MODEL, {"input": path, **options},
+                           file_stem=STAGES["base"], downloads=("model_url", "rendered_image_url"))
+                gen_source = image_path
+            if negative_t and negative_path[0] == "jobs":  # a default one just does not apply
+                fail(negative_path, "negative_prompt applies to text prompts only (not to image jobs)")
+            steps.append(gen)
+        elif text_to_image:
+            concept = {"prompt": prompt}
+            if negative:
+                concept["negative_prompt"] = negative
+            steps.append(Step(tasks.TEXT_TO_IMAGE, concept, file_stem=STAGES["concept"],
+                              downloads=("generated_image_url",)))
+            steps.append(Step(tasks.IMAGE_TO_MODEL, dict(options), input_from=0, file_stem=STAGES["base"],
+                              downloads=("model_url", "rendered_image_url")))
+            gen_source = prompt_path
+        else:
+            params = {"prompt": prompt, **options}
+            if negative:
+                params["negative_prompt"] = negative
+            steps.append(Step(tasks.TEXT_TO_MODEL, params, file_stem=STAGES["base"],
+                              downloads=("model_url", "rendered_image_url")))
+            gen_source = prompt_path
+        if problems:
+            raise _Problems(problems)
+
+        gen_index = len(steps) - 1
+        step_paths: list[tuple[dict, tuple]] = []  # per step: field -> key path, and the section path
+        if text_to_image:
+            step_paths.append(({"prompt": prompt_path, "negative_prompt": negative_path}, prompt_path))
+        gen_origin = dict(origin)
+        gen_origin.update({"prompt": prompt_path, "negative_prompt": negative_path, "input": gen_source,
+                           "inputs": gen_source})
+        step_paths.append((gen_origin, ("jobs", index, "options") if job.options else gen_source))
+
+        parts = bool(options.get("generate_parts"))
+        textured = not parts and (options.get("texture") is not False or bool(options.get("pbr")))
+        face_limit = options.get("face_limit")
+        kind_parts = parts
+        model_idx = gen_index          # the latest model of the chain
+        part_source = gen_index if parts else None          # latest step that carries parts
+        part_convertible = gen_index if parts else None     # ... and convert accepts
+        static_idx = gen_index         # latest step convert accepts
+        texture_source = gen_index     # texture_model accepts generation / texture results
+        post = self.post_tables(index, job)
+
+        def add(task_type: str, params: dict, stage: str, source: int, where: tuple, origin_map: dict,
+                downloads=("model_url",)) -> int:
+            steps.append(Step(task_type, params, input_from=source, file_stem=STAGES[stage],
+                              downloads=downloads))
+            step_paths.append((origin_map, where))
+            return len(steps) - 1
+
+        # texture (whole model)
+        if "texture" in post:
+            value, path = post["texture"]
+            params, omap = self.texture_params(value, path, values, fail)
+            idx = add(tasks.TEXTURE_MODEL, params, "textured_full", texture_source, path, omap,
+                      ("model_url", "rendered_image_url"))
+            textured = True
+            model_idx = texture_source = static_idx = idx
+            if parts:
+                part_source = part_convertible = idx
+        # segmentation
+        if "segment" in post:
+            value, path = post["segment"]
+            params, omap = self.options_table(value, path)
+            idx = add(tasks.MESH_SEGMENTATION, params, "segmented", model_idx, path, omap)
+            model_idx = part_source = idx
+            part_convertible = None
+            kind_parts = True
+        # smart low poly
+        if "lowpoly" in post:
+            value, path = post["lowpoly"]
+            if isinstance(value, int) and not isinstance(value, bool):
+                params, omap = {"face_limit": value}, {"face_limit": path}
+            else:
+                params, omap = self.options_table(value, path)
+            idx = add(tasks.HIGHPOLY_TO_LOWPOLY, params, "lowpoly", model_idx, path, omap)
+            if params.get("face_limit"):
+                face_limit = params["face_limit"]
+            model_idx = static_idx = idx
+            if part_source is not None:
+                part_source = part_convertible = idx
+        import_step = model_idx
+        export_source = static_idx
+        # rig + animations
+        animations = post.get("animations")
+        if "rig" in post or animations:
+            value, path = post.get("rig", (True, ("jobs", index, "post", "animations")))
+            if isinstance(value, str):
+                params, omap = {"rig_type": value}, {"rig_type": path}
+            else:
+                params, omap = self.options_table(value, path)
+            rig_idx = add(tasks.ANIMATE_RIG, params, "rigged", model_idx, path, omap)
+            import_step = export_source = rig_idx
+            kind_parts = False
+            if animations:
+                value, path = animations
+                if isinstance(value, AnimationSpec):
+                    params, omap = self.options_table(value, path)
+                else:
+                    params, omap = {"animations": _as_list(value)}, {"animations": path}
+                anim_idx = add(tasks.ANIMATE_RETARGET, params, "animated", rig_idx, path, omap)
+                import_step = export_source = anim_idx
+        # whole-model exports
+        labels_seen: dict[str, tuple] = {}
+        if "export" in post:
+            value, path = post["export"]
+            for k, item in enumerate(_as_list(value)):
+                item_path = path + (k,) if isinstance(value, list) else path
+                params, omap, label = self.export_params(item, item_path, fail)
+                if params is None:
+                    continue
+                if label in labels_seen:
+                    fail(item_path, f"two exports would both be named {STAGES['export_full']}_{label}; "
+                                    "give one a `name`")
+                labels_seen[label] = item_path
+                steps.append(Step(tasks.CONVERT_MODEL, params, input_from=export_source,
+                                  file_stem=f"{STAGES['export_full']}_{label}"))
+                step_paths.append((omap, item_path))
+
+        # second phase: per-part texture / export
+        part_work: list[PartWork] = []
+        if "texture_parts" in post:
+            value, path = post["texture_parts"]
+            if part_source is None:
+                fail(path, "texture_parts needs parts: set options.generate_parts = true (with "
+                           "texture = false and pbr = false)")
+            elif steps[part_source].task_type == tasks.MESH_SEGMENTATION or not parts:
+                fail(path, "texture_parts retextures the parts of a generate_parts model; texturing "
+                           "cannot take a segmentation result")
+            else:
+                params, omap = self.texture_params(value, path, values, fail, for_parts=True)
+                prompt_template = params.pop("_prompt_template", None)
+                only = value.parts if isinstance(value, PartTextureSpec) else None
+                part_work.append(PartWork("texture", "textured_part", "", tasks.TEXTURE_MODEL, params,
+                                          texture_source if parts else part_source,
+                                          steps[texture_source].task_type, prompt=prompt_template,
+                                          parts=only, downloads=("model_url", "rendered_image_url")))
+                self.check_part_work(part_work[-1], path, omap, values, fail)
+        if "export_parts" in post:
+            value, path = post["export_parts"]
+            if part_source is None:
+                fail(path, "export_parts needs parts: set options.generate_parts = true or add "
+                           "post.segment")
+            elif part_convertible is None:
+                fail(path, "export_parts cannot convert a segmentation result directly; add "
+                           "post.lowpoly after the segmentation (its result keeps the parts)")
+            else:
+                labels: set[str] = set()
+                for k, item in enumerate(_as_list(value)):
+                    item_path = path + (k,) if isinstance(value, list) else path
+                    params, omap, label = self.export_params(item, item_path, fail)
+                    if params is None:
+                        continue
+                    if label in labels:
+                        fail(item_path, f"two part exports would both be named "
+                                        f"{STAGES['export_part']}_{label}; give one a `name`")
+                    labels.add(label)
+                    work = PartWork("export", "export_part", label, tasks.CONVERT_MODEL, params,
+                                    part_convertible, steps[part_convertible].task_type)
+                    part_work.append(work)
+                    self.check_part_work(work, item_path, omap, values, fail)
+
+        # Validate every step as it will be sent, with errors pointing at the batch file.
+        estimates: list[tuple[str, float]] = []
+        guess = False
+        for number, step in enumerate(steps):
+            omap, section = step_paths[number]
+            params = dict(step.params)
+            try:
+                if step.input_from is not None:
+                    tasks.check_chain(step.task_type, steps[step.input_from].task_type)
+                    params["input"] = PLACEHOLDER_TASK_ID
+                request = tasks.build_request(step.task_type, **params)
+            except errors.ValidationError as exc:
+                fail(self.field_path(exc.field, omap, section), exc.message)
+                continue
+            estimate = costs.estimate_credits(request)
+            guess = guess or estimate.is_guess
+            estimates.append((step.task_type, estimate.credits))
+        if problems:
+            raise _Problems(problems)
+
+        job_meta = {
+            "kind": "parts" if kind_parts else "model",
+            "prompt": prompt or "",
+            "images": images_meta,
+            "import_step": import_step,
+            "batch": {"source": f"jobs[{index}]", "type": type_value, "fields": _plain(fields),
+                      "variant": variant, "generation": generation, "project": self.spec.batch.project,
+                      "tags": _plain(self.tags(index, job))},
+        }
+        identity = {"steps": [[s.task_type, _normalize_for_id(s.params), s.input_from, s.file_stem]
+                              for s in steps],
+                    "parts": [[w.kind, w.label, _normalize_for_id(w.params), w.prompt, w.parts]
+                              for w in part_work]}
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+        job_id = f"tb-{digest[:16]}"
+
+        naming_values = {
+            **values, "project": self.spec.batch.project, "type": type_value, "name": name,
+            "generation": f"gen{generation:02d}", "version": f"v{self.spec.batch.version + variant - 1:02d}",
+            "variant": f"{variant:02d}", "seed": str(options.get("model_seed", "")),
+            "index": f"{position + 1:03d}",
+        }
+        missing = [f for f in self.naming_fields if f not in naming_values]
+        if missing:
+            fail(("batch", "naming"), f"unknown field {{{missing[0]}}} in the naming template; use "
+                                      f"{', '.join(sorted(naming_values))}")
+            raise _Problems(problems)
+        folder = safe_name(render(self.naming, naming_values), fallback=f"asset_{position + 1:03d}")
+
+        qc = dict(QC_DEFAULTS)
+        for table in (self.spec.qc, self.spec.defaults.qc, job.qc):
+            if table is not None:
+                qc.update({k: getattr(table, k) for k in table.model_fields_set})
+        if qc["max_faces"] is None:
+            qc["max_faces"] = face_limit
+        if qc["max_vertices"] is None:
+            qc["max_vertices"] = face_limit
+        if qc["require_textures"] is None:
+            qc["require_textures"] = textured
+        if qc["min_parts"] is None:
+            qc["min_parts"] = 2 if kind_parts else None
+
+        job_meta["name"] = folder
+        job_meta["asset_id"] = folder
+        job_meta["qc"] = qc
+        label = folder
+        main = Job.new(label, steps, job_meta, job_id=job_id)
+        for work in part_work:
+            work.estimate = self.estimate_part(work)
+        return AssetPlan(index=position, asset_id=folder, job=main, name=name, type=type_value,
+                         prompt=prompt or "", source=f"jobs[{index}]", fields=_plain(fields), variant=variant,
+                         generation=generation, seed=options.get("model_seed"),
+                         tags=_plain(self.tags(index, job)), import_step=import_step, qc=qc,
+                         part_work=part_work, estimate=sum(c for _, c in estimates),
+                         estimate_is_guess=guess, step_estimates=estimates)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def tags(self, index: int, job: JobSpec):
+        default = self.spec.defaults.tags
+        own = job.tags
+        if isinstance(default, dict) and isinstance(own, dict):
+            return {**default, **own}
+        if isinstance(default, list) and isinstance(own, list):
+            return list(dict.fromkeys(default + own))
+        return own if own is not None else default
+
+    def file(self, value: str) -> str:
+        """Local image paths are relative to the batch file; URLs, tokens and task ids stay."""
+        if re.match(r"^(https?://|file_)", value) or re.fullmatch(r"[0-9a-fA-F-]{36}", value):
+            return value
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = self.base_dir / path
+        return str(path.resolve())
+
+    @staticmethod
+    def field_path(field_name: Optional[str], omap: dict, section: tuple) -> tuple:
+        if not field_name:
+            return section
+        head = re.split(r"[.\[]", field_name)[0]
+        for key in (field_name, head):
+            if key in omap and omap[key]:
+                return omap[key]
+        return section
+
+    def options_table(self, value: Any, path: tuple) -> tuple[dict, dict]:
+        if value is True or value is None:
+            return {}, {}
+        data = value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else dict(value)
+        return data, {k: path + (k,) for k in data}
+
+    def texture_params(self, value: Any, path: tuple, values: dict, fail, for_parts: bool = False):
+        params: dict[str, Any] = {}
+        omap: dict[str, tuple] = {}
+        prompt = image = style_image = None
+        if isinstance(value, str):
+            prompt = value
+            omap["texture_prompt"] = path
+        elif isinstance(value, TextureSpec):
+            extra = dict(value.model_extra or {})
+            prompt, image, style_image = value.prompt, value.image, value.style_image
+            params.update(extra)
+            omap.update({k: path + (k,) for k in extra})
+            for key in ("prompt", "image", "style_image"):
+                if getattr(value, key):
+                    omap[f"texture_prompt.{'text' if key == 'prompt' else key}"] = path + (key,)
+            omap.setdefault("texture_prompt", path)
+        texture_prompt: dict[str, Any] = {}
+        if prompt and for_parts:
+            params["_prompt_template"] = prompt  # rendered per part ({part}) in part_jobs()
+        elif prompt:
+            texture_prompt["text"] = render(prompt, values)
+        if image:
+            texture_prompt["image"] = self.file(render(image, values))
+        if style_image:
+            texture_prompt["style_image"] = self.file(render(style_image, values))
+        if texture_prompt:
+            params["texture_prompt"] = texture_prompt
+        return params, omap
+
+    def export_params(self, item: Any, path: tuple, fail):
+        if isinstance(item, str):
+            params, omap, name = {"format": item}, {"format": path}, None
+        else:
+            data = item.model_dump(exclude_none=True)
+            name = data.pop("name", None)
+            params, omap = data, {k: path + (k,) for k in data}
+        fmt = str(params.get("format", "")).upper()
+        if fmt not in tasks.CONVERT_FORMATS:
+            fail(path + (("format",) if not isinstance(item, str) else ()),
+                 f"unknown export format '{params.get('format')}'; use one of "
+                 f"{', '.join(tasks.CONVERT_FORMATS)}")
+            return None, None, None
+        params["format"] = fmt
+        label = safe_name(fmt.lower() + (f"_{name}" if name else ""), fmt.lower(), 40)
+        return params, omap, label
+
+    def check_part_work(self, work: PartWork, path: tuple, omap: dict, values: dict, fail) -> None:
+        params = dict(work.params)
+        params["input"] = PLACEHOLDER_TASK_ID
+        params["part_names"] = ["part"]
+        if work.prompt:
+            params.setdefault("texture_prompt", {})["text"] = render(work.prompt, {**values, "part": "part"})
+        try:
+            tasks.check_chain(work.task_type, work.source_type)
+            tasks.build_request(work.task_type, **params)
+        except errors.ValidationError as exc:
+            fail(self.field_path(exc.field, omap, path), exc.message)
+
+    @staticmethod
+    def estimate_part(work: PartWork) -> float:
+        params = dict(work.params)
+        params.update({"input": PLACEHOLDER_TASK_ID, "part_names": ["part"]})
+        if work.prompt:
+            params.setdefault("texture_prompt", {})["text"] = "part"
+        try:
+            return costs.estimate_credits(tasks.build_request(work.task_type, **params)).credits
+        except errors.ValidationError:
+            return 0.0
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str)) if value is not None else None
+
+
+# =========================================================================== second phase
+
+
+def part_jobs(plan: AssetPlan, job_record: dict, part_names: dict[int, list[str]],
+              out_dir: str) -> list[Job]:
+    """The second-phase jobs of an asset whose main chain finished: one per part and per kind
+    of part work. ``part_names`` maps a main-chain step index to the part names of its model.
+    Ids derive from the main job's, so a rerun maps them to the same jobs."""
+    jobs = []
+    steps = job_record["steps"]
+    fields = {k: str(v) for k, v in (plan.fields or {}).items()}
+    for work in plan.part_work:
+        source = steps[work.source_step]
+        if not source.get("task_id"):
+            continue
+        for number, part in enumerate(part_names.get(work.source_step) or [], start=1):
+            if work.parts is not None and part not in work.parts:
+                continue
+            stem = part_stem(work.stage, number, part, work.label)
+            params = copy.deepcopy(work.params)
+            params["input"] = source["task_id"]
+            params["part_names"] = [part]
+            if work.prompt:
+                params.setdefault("texture_prompt", {})["text"] = render(work.prompt, {**fields, "part": part})
+            meta = {"name": f"{plan.asset_id} {stem}", "asset_id": plan.asset_id, "no_import": True,
+                    "source_task_id": source["task_id"], "source_type": source["task_type"],
+                    "batch_parent": plan.job_id, "part_name": part, "part_index": number,
+                    "part_work": work.kind, "chain": [f"{source['task_type']}:{source['task_id']}"]}
+            job = Job.new(f"{plan.asset_id} {stem}", [Step(work.task_type, params, file_stem=stem,
+                                                            downloads=work.downloads)],
+                          meta, job_id=f"{plan.job_id}-{stem}"[:120])
+            job.out_dir = out_dir
+            jobs.append(job)
+    return jobs
+
+
+def step_stem(step: dict, index: int) -> str:
+    return step.get("file_stem") or f"{index + 1:02d}_{step.get('task_type', 'step')}"

@@ -9,9 +9,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from ..blender.settings import ADDON_ID  # the extension's module: bl_ext.<repo>.tripo_blender
 from ..core import settings as core_settings
-
-ADDON_ID = __package__.rpartition(".")[0]  # the extension's module: bl_ext.<repo>.tripo_blender
 
 
 class TRIPO_AddonPreferences(bpy.types.AddonPreferences):
@@ -86,12 +85,6 @@ class TRIPO_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "download_dir")
         if not bpy.app.online_access:
             layout.label(text=core_settings.OFFLINE_MESSAGE, icon="ERROR")
-
-
-def get_preferences(context=None) -> TRIPO_AddonPreferences | None:
-    context = context or bpy.context
-    addon = context.preferences.addons.get(ADDON_ID)
-    return addon.preferences if addon else None
 
 
 CLASSES = (TRIPO_AddonPreferences,)

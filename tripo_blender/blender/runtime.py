@@ -165,6 +165,7 @@ class Runtime:
     def wait(self, job_ids: list[str], context=None, timeout: float | None = None,
              progress_interval: float = 5.0) -> dict[str, dict]:
         """Blocking loop for background mode: returns the final snapshot of each job."""
+        _show_progress_on_console()
         deadline = None if timeout is None else time.monotonic() + timeout
         last_report = 0.0
         pending = set(job_ids)
@@ -189,6 +190,19 @@ class Runtime:
                 continue
             self._handle(context or bpy.context, event)
         return {job_id: self.jobs.get(job_id, {}) for job_id in job_ids}
+
+
+def _show_progress_on_console() -> None:
+    """Under `blender -b` nobody may have configured logging, and Python then shows WARNING and
+    above only: give this extension's INFO lines (progress, imports) a console handler, unless
+    the script set up logging itself."""
+    package_log = logging.getLogger(__package__.rpartition(".")[0])
+    if package_log.hasHandlers():
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s tripo: %(message)s", "%H:%M:%S"))
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
 
 
 def describe(job: dict) -> str:

@@ -175,11 +175,6 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def _credits(record: dict | None) -> float:
-    return float(sum(float((s.get("task") or {}).get("credits_consumed") or 0)
-                     for s in (record or {}).get("steps", [])))
-
-
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -623,7 +618,7 @@ class BatchRun:
         running = sum(1 for j in self.records.values() if j["job_id"] not in self.finished
                       and any(s.get("state") in in_flight for s in j.get("steps") or []))
         failed = len(self.failed)
-        credits = sum(_credits(j) for j in self.records.values())
+        credits = sum(core_jobs.record_credits(j) for j in self.records.values())
         elapsed = time.monotonic() - self.loop_started
         left = total - done
         eta = elapsed / self.finished_this_run * left if self.finished_this_run and left else (0 if not left else None)
@@ -756,7 +751,7 @@ class BatchRun:
                     "job_id": job_id, "stem": step.get("file_stem"), "task_id": step.get("task_id"),
                     "part": (part.get("meta") or {}).get("part_name"),
                     "status": "failed" if job_id in self.failed else part.get("state", "pending"),
-                    "credits": _credits(part), "error": (part.get("error") or {}).get("message"),
+                    "credits": core_jobs.record_credits(part), "error": (part.get("error") or {}).get("message"),
                     "files": [os.path.basename(p) for p in (step.get("files") or {}).values()],
                 })
             folder = self.out / plan.asset_id
@@ -770,7 +765,7 @@ class BatchRun:
                 "tasks": [{"step": i + 1, "type": s.get("task_type"), "task_id": s.get("task_id"),
                            "state": s.get("state"), "stem": batchfile.step_stem(s, i)}
                           for i, s in enumerate(record.get("steps") or [])],
-                "credits": _credits(record) + sum(p["credits"] for p in parts),
+                "credits": core_jobs.record_credits(record) + sum(p["credits"] for p in parts),
                 "estimated_credits": plan.estimate,
                 "seconds": round(seconds, 2) if seconds is not None else None,
                 "import_seconds": round(self.import_seconds.get(plan.job_id, 0.0), 3),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import bpy
 
+from ..core.jobs import record_credits
 from . import metadata
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def base_metadata(job: dict, step_index: int) -> dict:
         "texture_prompt": meta.get("texture_prompt") or "",
         "params_json": json.dumps(params, sort_keys=True, default=str),
         "model_version": (generation or step).get("params", {}).get("model") or params.get("model") or "",
-        "credits": float(sum(float((s.get("task") or {}).get("credits_consumed") or 0) for s in job["steps"])),
+        "credits": record_credits(job),
         "created_at": task.get("created_at") or "",
         "completed_at": task.get("completed_at") or "",
         "imported_at": metadata.now_iso(),

@@ -210,7 +210,7 @@ def describe(job: dict) -> str:
     if not job:
         return "(unknown job)"
     steps = job.get("steps") or []
-    index = next((i for i, s in enumerate(steps) if s.get("state") != core_jobs.DONE), len(steps) - 1)
+    index = core_jobs.current_step_index(job)
     step = steps[index] if steps else {}
     return (f"{job.get('label', '')}: step {index + 1}/{len(steps)} {step.get('task_type', '')} "
             f"{job.get('state')} {step.get('progress', 0)}%")

@@ -130,16 +130,6 @@ class BatchFileError(ValueError):
         return head + "".join(f"\n  {p}" for p in self.problems)
 
 
-def format_path(path: tuple) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 # =========================================================================== key -> line maps
 
 
@@ -669,7 +659,7 @@ def _schema_problems(exc: PydanticValidationError, data: Any, lines: dict) -> li
     # A deeper error is more precise than a union's "wrong type" at its parent.
     paths = [p for p in grouped if not any(q != p and q[:len(p)] == p for q in grouped)]
     problems = []
-    for path in sorted(paths, key=lambda p: (line_of(lines, p) or 0, format_path(p))):
+    for path in sorted(paths, key=lambda p: (line_of(lines, p) or 0, tasks.format_field_path(p))):
         errs = grouped[path]
         key = next((p for p in reversed(path) if isinstance(p, str)), "")
         value = _value_at(data, path)
@@ -677,7 +667,7 @@ def _schema_problems(exc: PydanticValidationError, data: Any, lines: dict) -> li
             message = f"must be {_UNION_WORDS[key]} (got {value!r})"
         else:
             message = _schema_message(errs[0], path, value)
-        problems.append(Problem(format_path(path), message, line_of(lines, path)))
+        problems.append(Problem(tasks.format_field_path(path), message, line_of(lines, path)))
     return problems
 
 
@@ -968,7 +958,7 @@ class _Planner:
 
     # -- problems ---------------------------------------------------------------------------
     def problem(self, path: tuple, message: str) -> None:
-        self.problems.append(Problem(format_path(path), message, line_of(self.lines, path)))
+        self.problems.append(Problem(tasks.format_field_path(path), message, line_of(self.lines, path)))
 
     def raw(self, path: tuple) -> Any:
         return _value_at(self.data, path)
@@ -1062,11 +1052,11 @@ class _Planner:
             for key, value in values.items():
                 items = _as_list(value)
                 if not items:
-                    problems.append(Problem(format_path(scope + (key,)), "an empty list expands to no "
+                    problems.append(Problem(tasks.format_field_path(scope + (key,)), "an empty list expands to no "
                                             "assets; give at least one value",
                                             line_of(self.lines, scope + (key,))))
                 if not key.isidentifier():
-                    problems.append(Problem(format_path(scope + (key,)), f"'{key}' cannot be a template "
+                    problems.append(Problem(tasks.format_field_path(scope + (key,)), f"'{key}' cannot be a template "
                                             "field name (use letters, digits and _)",
                                             line_of(self.lines, scope + (key,))))
                 variables[key] = (items, scope + (key,))
@@ -1100,14 +1090,14 @@ class _Planner:
             try:
                 names = template_fields(text)
             except TemplateError as exc:
-                problems.append(Problem(format_path(path), str(exc), line_of(self.lines, path)))
+                problems.append(Problem(tasks.format_field_path(path), str(exc), line_of(self.lines, path)))
                 continue
             allowed = known | ({"part"} if path and "texture_parts" in path else set())
             for name in names:
                 if name not in allowed:
                     hint = f"; known fields: {', '.join(sorted(known))}" if known else \
                         "; define it under [vars] or in the job's vars"
-                    problems.append(Problem(format_path(path), f"unknown template field {{{name}}}{hint}",
+                    problems.append(Problem(tasks.format_field_path(path), f"unknown template field {{{name}}}{hint}",
                                             line_of(self.lines, path)))
             used.update(names)
         if problems:
@@ -1143,10 +1133,10 @@ class _Planner:
             return [(1, {}, path)]
         if isinstance(value, int):
             if value < 1:
-                raise _Problems([Problem(format_path(path), "variants must be at least 1",
+                raise _Problems([Problem(tasks.format_field_path(path), "variants must be at least 1",
                                          line_of(self.lines, path))])
             if value > 1000:
-                raise _Problems([Problem(format_path(path), "more than 1000 variants per prompt is "
+                raise _Problems([Problem(tasks.format_field_path(path), "more than 1000 variants per prompt is "
                                          "surely a mistake", line_of(self.lines, path))])
             return [(k + 1, {}, path) for k in range(value)]
         return [(k + 1, dict(overrides), path + (k,)) for k, overrides in enumerate(value)]
@@ -1174,7 +1164,7 @@ class _Planner:
         values = {k: str(v) for k, v in fields.items()}
 
         def fail(path: tuple, message: str) -> None:
-            problems.append(Problem(format_path(path), message, line_of(self.lines, path)))
+            problems.append(Problem(tasks.format_field_path(path), message, line_of(self.lines, path)))
 
         # Generation options and where each came from.
         options: dict[str, Any] = {}

@@ -56,7 +56,6 @@ STEP_FAILED = "failed"
 # Failures that a resubmission would only repeat (and bill again).
 NON_RETRYABLE_CODES = {1003, 1004, 1005, 2006, 2007, 2008, 2010, 2015, 2016, 2017, 2018}
 MAX_UNSENT_ATTEMPTS = 4  # creates that never left the machine (service unreachable)
-OUTPUT_FILE_KEYS = ("model_url", "rendered_image_url", "generated_image_url")
 
 
 @dataclass
@@ -109,17 +108,6 @@ class Job:
     def current(self) -> Step:
         return self.steps[self.current_index]
 
-    @property
-    def credits(self) -> float:
-        return sum(float((s.task or {}).get("credits_consumed") or 0) for s in self.steps)
-
-    @property
-    def progress(self) -> float:
-        """0..1 over the whole chain."""
-        done = sum(1 for s in self.steps if s.state == DONE)
-        running = self.current.progress / 100 if self.current.state != DONE else 0
-        return min(1.0, (done + running) / max(1, len(self.steps)))
-
     def to_record(self) -> dict:
         return asdict(self)
 
@@ -131,6 +119,30 @@ class Job:
             s["downloads"] = tuple(s.get("downloads") or ())
             steps.append(Step(**s))
         return cls(steps=steps, **record)
+
+
+# Queries on job records (Job.to_record() snapshots: what the main thread holds).
+
+def current_step_index(record: dict) -> int:
+    """The first step not done yet (the last step once all are done)."""
+    steps = record.get("steps") or []
+    return next((i for i, s in enumerate(steps) if s.get("state") != DONE), max(0, len(steps) - 1))
+
+
+def record_credits(record: dict | None) -> float:
+    """Credits Tripo reported for the job's tasks so far."""
+    return float(sum(float((s.get("task") or {}).get("credits_consumed") or 0)
+                     for s in (record or {}).get("steps", [])))
+
+
+def record_progress(record: dict) -> float:
+    """0..1 over the whole chain."""
+    if record.get("state") in (READY, IMPORTED):
+        return 1.0
+    steps = record.get("steps") or []
+    index = current_step_index(record)
+    running = steps[index].get("progress", 0) / 100 if steps else 0
+    return min(1.0, (index + running) / max(1, len(steps)))
 
 
 @dataclass(frozen=True)

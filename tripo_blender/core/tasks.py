@@ -1487,7 +1487,8 @@ _TYPE_WORDS = {
 }
 
 
-def _loc_name(loc: tuple) -> str:
+def format_field_path(loc: tuple) -> str:
+    """("jobs", 2, "prompt") -> "jobs[2].prompt" (pydantic error locations, batch-file keys)."""
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -1500,7 +1501,7 @@ def _loc_name(loc: tuple) -> str:
 def _convert_pydantic_error(exc: PydanticValidationError, cls: type[TaskRequest]) -> ValidationError:
     problems: list[tuple[Optional[str], str, Optional[ValidationError]]] = []
     for err in exc.errors(include_url=False):
-        field = _loc_name(tuple(err.get("loc", ()))) or None
+        field = format_field_path(tuple(err.get("loc", ()))) or None
         kind = err.get("type", "")
         ctx = err.get("ctx") or {}
         value = err.get("input")

@@ -10,6 +10,7 @@ from ..blender import importer
 from ..blender.runtime import get_runtime
 from ..blender.settings import connection_settings
 from ..core import capabilities, errors, tasks
+from ..core import jobs as core_jobs
 from ..core.settings import OFFLINE_MESSAGE
 
 _ESTIMATE_CACHE: dict = {}
@@ -151,19 +152,17 @@ class TRIPO_PT_jobs(bpy.types.Panel):
         for job in sorted(runtime.jobs.values(), key=lambda j: -j.get("created_at", 0))[:20]:
             box = layout.box()
             steps = job.get("steps") or []
-            index = next((i for i, st in enumerate(steps) if st.get("state") != "done"), len(steps) - 1)
-            step = steps[index] if steps else {}
+            step = steps[core_jobs.current_step_index(job)] if steps else {}
             head = box.row()
             head.label(text=job.get("label", ""), icon=_state_icon(job.get("state", "")))
             head.label(text=f"{int(now - job.get('created_at', now))} s")
-            progress = ((index + step.get("progress", 0) / 100) / max(1, len(steps))
-                        if job.get("state") not in ("imported", "ready") else 1.0)
+            progress = core_jobs.record_progress(job)
             text = f"{tasks.task_label(step.get('task_type'))} · {job.get('state')}"
             if hasattr(box, "progress"):
                 box.progress(factor=progress, type="BAR", text=text)
             else:  # Blender < 4.0 has no progress widget
                 box.label(text=f"{text} {int(progress * 100)}%")
-            credits = sum(float((st.get("task") or {}).get("credits_consumed") or 0) for st in steps)
+            credits = core_jobs.record_credits(job)
             if credits:
                 box.label(text=f"{credits:g} credits")
             if job.get("error"):

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 bpy = pytest.importorskip("bpy")
+from conftest import HAS_USD, NO_USD_REASON  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
@@ -415,7 +416,9 @@ def test_convert_3mf_is_a_valid_package(factory, robot):
     assert root.findall(".//m:build/m:item", ns)
 
 
-@pytest.mark.parametrize("fmt", ["STL", "OBJ", "FBX", "GLTF", "USDZ", "GLB"])
+@pytest.mark.parametrize("fmt", ["STL", "OBJ", "FBX", "GLTF",
+                                 pytest.param("USDZ", marks=pytest.mark.skipif(not HAS_USD, reason=NO_USD_REASON)),
+                                 "GLB"])
 def test_convert_formats_reimport(factory, robot, fmt, tmp_path):
     result = convert(factory, robot["files"]["model"], format=fmt, texture_size=32)
     assert result["info"]["format"] == fmt

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 
 # Registered in this order, unregistered in reverse. Each module owns register()/unregister().
+# ui.preferences comes first: it restores the saved key and host, which blender.runtime needs
+# to resume the jobs left in the journal.
 _MODULE_NAMES = (
     "ui.preferences",
     "ui.properties",

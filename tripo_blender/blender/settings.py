@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import bpy
 
+from ..core.settings_store import SETTINGS_FILE_NAME
 from ..core.settings import (AISTUDIO_URL, OFFLINE_MESSAGE, TRIPO_CHINA_URL, TRIPO_GLOBAL_URL,
                              ConnectionSettings)
 
@@ -28,6 +31,12 @@ def user_data_dir(*parts: str) -> str:
     """A folder under the extension's user directory (survives extension upgrades)."""
     path = "/".join(parts) if parts else ""
     return bpy.utils.extension_path_user(ADDON_ID, path=path, create=True)
+
+
+def settings_file_path(create: bool = True) -> str:
+    """The settings file (keys, host, proxy, download folder) in the extension's user folder,
+    which Blender keeps when the extension is disabled or updated."""
+    return os.path.join(bpy.utils.extension_path_user(ADDON_ID, create=create), SETTINGS_FILE_NAME)
 
 
 def connection_settings(context=None) -> ConnectionSettings:

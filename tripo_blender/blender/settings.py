@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import bpy
 
 from ..core.settings import (AISTUDIO_URL, OFFLINE_MESSAGE, TRIPO_CHINA_URL, TRIPO_GLOBAL_URL,
@@ -28,6 +30,15 @@ def user_data_dir(*parts: str) -> str:
     """A folder under the extension's user directory (survives extension upgrades)."""
     path = "/".join(parts) if parts else ""
     return bpy.utils.extension_path_user(ADDON_ID, path=path, create=True)
+
+
+def configured_provider(context=None) -> str:
+    """The provider id only, as connection_settings would give it, without creating folders
+    (panels call this on every redraw)."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_ID)
+    prefs = addon.preferences if addon else None
+    return os.environ.get("TRIPO_PROVIDER") or (prefs.provider if prefs is not None else "tripo")
 
 
 def connection_settings(context=None) -> ConnectionSettings:

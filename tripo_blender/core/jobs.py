@@ -241,6 +241,8 @@ class JobEngine:
             if not_done:
                 log.warning("%d download(s) still stopping; their .part files stay locked until then",
                             len(not_done))
+        if all(f.done() for f in self._pending_downloads.values()):
+            self._downloads.shutdown(wait=True)  # idle download threads exit at once: none left behind
         self.journal.locks.release_all()
 
     @property

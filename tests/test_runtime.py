@@ -342,3 +342,17 @@ def test_paid_operators_cannot_be_repeated_and_selection_actions_are_undo_steps(
 def test_timer_tick_is_cheap_when_idle(rt):
     assert rt.module.current_runtime() is None or not rt.module.current_runtime().busy()
     assert rt.timer.tick(bpy.context) == rt.timer.IDLE_INTERVAL
+
+
+def test_a_settings_change_restarts_the_engine_and_continues_its_jobs_once(connected, rt, prefs, tmp_path):
+    connected.configure(task_seconds=1.0)
+    job_id = rt.api.generate("a brass bell", wait_for_result=False)
+    runtime = rt.module.get_runtime()
+    old_engine = runtime.engine
+    prefs.download_dir = str(tmp_path / "elsewhere")  # a new engine key: restart
+    assert runtime.ensure_engine() is not old_engine
+    assert not old_engine.running
+    final = runtime.wait([job_id], timeout=60)[job_id]
+    assert final["state"] == "imported"
+    assert len(connected.creates()) == 1
+    assert not list(tmp_path.rglob("*.part"))

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # How often another process's journal jobs are checked for an owner that has gone away.
 FOREIGN_RECHECK_SECONDS = 5.0
+# The journal folder changes with every save of a running job: re-read it at most this often.
+JOURNAL_REREAD_SECONDS = 1.0
+IMPORT_FAILED = "Import failed"
 
 
 @dataclass
@@ -207,8 +210,9 @@ class Runtime:
         except OSError:
             stamp = None
         now = time.monotonic()
-        recheck = self.foreign and now - self._journal_checked >= FOREIGN_RECHECK_SECONDS
-        if not force and stamp == self._journal_stamp and not recheck:
+        since = now - self._journal_checked
+        recheck = self.foreign and since >= FOREIGN_RECHECK_SECONDS
+        if not force and ((stamp == self._journal_stamp and not recheck) or since < JOURNAL_REREAD_SECONDS):
             return False
         self._journal_stamp, self._journal_checked = stamp, now
         records = {r["job_id"]: r for r in self._journal.load_all()
@@ -290,6 +294,8 @@ class Runtime:
         blocker = landing_blocker(context)
         changed = False
         for job in ready:
+            if self.waiting.get(job["job_id"], "").startswith(IMPORT_FAILED):
+                continue  # not again on every tick: "Import now" retries it
             reason = blocker if self.lands_here(job) else "From another file: Import here"
             if not reason:
                 self.land(context, job["job_id"], select=False, push_undo=not bpy.app.background)
@@ -332,7 +338,7 @@ class Runtime:
         except Exception as exc:  # noqa: BLE001 - an import error must reach the user, not kill the tick
             log.exception("import of %s failed", job["job_id"])
             self._notice("ERROR", f"{job['label']}: the result could not be imported: {exc}", job["job_id"])
-            self.waiting[job["job_id"]] = f"Import failed: {exc}"
+            self.waiting[job["job_id"]] = f"{IMPORT_FAILED}: {exc}"
             return None
         self.results[job["job_id"]] = result
         self._mark_imported(job, result.object_names)
@@ -372,7 +378,7 @@ class Runtime:
         """Whether the UI timer should come back soon: work is under way, or a result waits
         only for the user to leave a mode or finish a tool."""
         return bool(self.running_jobs() or self.balance_pending or any(
-            not reason.startswith("From another file") and not reason.startswith("Import failed")
+            not reason.startswith("From another file") and not reason.startswith(IMPORT_FAILED)
             for reason in self.waiting.values()) or (self.ready_jobs() and not self.waiting))
 
     def wait(self, job_ids: list[str], context=None, timeout: float | None = None,
@@ -393,7 +399,7 @@ class Runtime:
                 state = job.get("state")
                 if state in core_jobs.FINAL_STATES or state == core_jobs.NEEDS_DECISION:
                     pending.discard(job_id)
-                elif job_id in self.waiting and self.waiting[job_id].startswith("Import failed"):
+                elif self.waiting.get(job_id, "").startswith(IMPORT_FAILED):
                     pending.discard(job_id)
             if not pending:
                 break

@@ -84,7 +84,9 @@ def report_notices(runtime) -> None:
         notice = runtime.unreported.popleft()
         try:
             bpy.ops.tripo.notify(level=notice.level, message=notice.text)
-        except (RuntimeError, AttributeError) as exc:  # no window to report in: the log has it
+        except RuntimeError:  # bpy.ops raises for an ERROR report, after showing it
+            pass
+        except AttributeError as exc:  # the operator is gone (disabling): the log has it
             log.debug("could not report %r: %s", notice.text, exc)
 
 

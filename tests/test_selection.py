@@ -538,3 +538,35 @@ def test_animations_are_parsed_and_split_by_five(tmod):
     assert selection.parse_animations(["preset:quadruped:walk"]) == ["preset:quadruped:walk"]
     assert selection.export_stem("STL") == "06_export_full_stl"
     assert selection.export_stem("STL", "Handle / top", 3) == "08_export_part_stl__003__Handle_top"
+
+
+# --- undo and deleted targets ---------------------------------------------------------------------
+
+def test_a_retexture_whose_target_is_gone_lands_as_a_new_asset_with_its_metadata(connected, tmod):
+    """Undo (or a deletion) took away what a paid result was for: it is kept, not refused."""
+    api = tmod("api")
+    root = api.generate("a painted mug").root
+    job_id = api.retexture(root, "glazed blue", wait_for_result=False)
+    for obj in [root, *root.children_recursive]:
+        bpy.data.objects.remove(obj, do_unlink=True)
+    result = api.wait(job_id, timeout=60)[0]
+    assert result.job["state"] == "imported"
+    landed = [o for o in bpy.data.objects if "tripo" in o and meta(o)["job_id"] == job_id]
+    assert landed, "the paid result is in the file"
+    assert meta(landed[0])["task_type"] == "texture_model"
+    assert meta(landed[0])["task_id"] == task_of(connected, "texture_model")
+    notices = [n.text for n in tmod("blender.runtime").get_runtime().notices]
+    assert any("added as a new asset" in text for text in notices), notices
+
+
+def test_selection_actions_are_undo_steps_that_keep_the_uid(connected, tmod):
+    """The action writes obj["tripo_uid"] inside its own undo step (UNDO flag), and is not
+    replayed by Repeat Last (no REGISTER flag): undoing it cannot drop a uid under a paid job."""
+    for name in ("TRIPO_OT_retexture", "TRIPO_OT_bring_to_tripo", "TRIPO_OT_segment"):
+        options = getattr(bpy.types, name).bl_options
+        assert "UNDO" in options and "REGISTER" not in options
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    select(cube)
+    assert bpy.ops.tripo.bring_to_tripo() == {"FINISHED"}
+    assert cube.get("tripo_uid") and meta(cube)["task_type"] == "import_model"

@@ -109,10 +109,10 @@ def wait(job_ids: list[str] | str, timeout: float | None = None, *, raise_on_fai
 
 
 def wait_all(timeout: float | None = None, *, raise_on_failure: bool = False) -> list[Result]:
-    """Waits for every unfinished job, including ones resumed from the journal."""
+    """Waits for every unfinished job, including the journal's jobs whose owner is gone
+    (adopted now; a job another running Blender owns is left to it)."""
     runtime = _runtime.get_runtime()
-    if runtime.engine is None:
-        runtime.ensure_engine()
+    runtime.resume_journal()
     runtime.tick()
     ids = [j["job_id"] for j in runtime.active_jobs()]
     return wait(ids, timeout, raise_on_failure=raise_on_failure) if ids else []

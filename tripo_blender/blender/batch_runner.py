@@ -134,6 +134,8 @@ class _BatchJournal(Journal):
 class BatchRuntime(runtime.Runtime):
     """The main-thread runtime with the batch's own engine and import step."""
 
+    land_at_once = True  # the run waits for every job: import each the moment it is ready
+
     def __init__(self, batch_run: "BatchRun"):
         super().__init__()
         self.batch_run = batch_run

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 _DUPLICATE_SUFFIX = re.compile(r"\.\d{3}$")
 
 
+class TargetGone(RuntimeError):
+    """The objects a result was meant for are no longer in the file (deleted, or undone)."""
+
+
 @dataclass
 class ImportResult:
     job_id: str

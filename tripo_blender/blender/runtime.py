@@ -1,9 +1,19 @@
 """The main-thread side of the job engine.
 
 One `Runtime` per Blender session owns the JobEngine (whose worker thread does all network work)
-and applies what the worker reports: `tick()` drains the event queue, keeps the latest snapshot
-of every job for the panel, imports finished jobs and marks them imported. A tick never touches
-the network and never waits, so it can run from a modal timer on every UI refresh.
+and applies what the worker reports: `tick()` drains the event queue and keeps the latest
+snapshot of every job for the panel; `land_ready()` imports finished jobs when that disturbs
+nobody. Neither touches the network nor waits, so both run from the UI's timer (ui/timer.py).
+
+Landing rules (the UI): a finished job stays READY until the user is in Object Mode (or has no
+active object) and no modal tool runs in any window; it then lands with the user's selection and
+active object kept, as one undo step. A job lands by itself only in the file it was submitted
+from; otherwise it waits for "Import here". Scripts that wait for their jobs (`wait()`) and the
+batch runner import at once.
+
+Ownership: jobs are the process's own (see core/ownership.py). Only the interactive start-up and
+file loads adopt journal jobs whose owner is gone, never `blender -b`, whose scripts adopt what
+they wait for (`api.wait_all`, the batch runner's journal).
 
 Background mode (`blender -b`) has no event loop: `wait()` runs the same tick in a blocking loop
 until the asked jobs are imported or failed, logging progress as it goes.
@@ -12,6 +22,7 @@ until the asked jobs are imported or failed, logging progress as it goes.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import time
 from collections import deque
@@ -19,12 +30,20 @@ from dataclasses import dataclass
 
 import bpy
 
+from ..core import errors
 from ..core import jobs as core_jobs
+from ..core import ownership
 from ..core.journal import Journal
 from ..core.settings import make_provider
 from . import importer, settings as blender_settings
 
 log = logging.getLogger(__name__)
+
+# How often another process's journal jobs are checked for an owner that has gone away.
+FOREIGN_RECHECK_SECONDS = 5.0
+# The journal folder changes with every save of a running job: re-read it at most this often.
+JOURNAL_REREAD_SECONDS = 1.0
+IMPORT_FAILED = "Import failed"
 
 
 @dataclass
@@ -34,42 +53,110 @@ class Notice:
     job_id: str = ""
 
 
+def current_blend() -> str:
+    return bpy.data.filepath or ""
+
+
+def _same_file(a: str, b: str) -> bool:
+    return bool(a) and bool(b) and os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def landing_blocker(context) -> str:
+    """Why a finished result may not land now ("" when it may): landing never changes the
+    user's mode, selection or active object while they work, and the glTF importer would."""
+    wm = context.window_manager
+    if wm is not None and wm.is_interface_locked:
+        return "Blender is busy (rendering)"
+    view_layer = getattr(context, "view_layer", None)
+    active = view_layer.objects.active if view_layer is not None else None
+    if active is not None and active.mode != "OBJECT":
+        return f"Waiting for Object Mode ({active.mode.replace('_', ' ').title()} Mode is on)"
+    for window in (wm.windows if wm is not None else ()):
+        for operator in getattr(window, "modal_operators", ()):  # Blender 4.2+
+            return f"Waiting for {operator.name or operator.bl_idname} to finish"
+    return ""
+
+
+def _selection_state(context):
+    view_layer = context.view_layer
+    return [o for o in view_layer.objects if o.select_get()], view_layer.objects.active
+
+
+def _restore_selection(context, state) -> None:
+    selected, active = state
+    view_layer = context.view_layer
+    for obj in view_layer.objects:
+        if obj.select_get():
+            obj.select_set(False)
+    for obj in selected:
+        try:
+            if view_layer.objects.get(obj.name) is obj and obj.visible_get():
+                obj.select_set(True)
+        except ReferenceError:  # removed by the landing (e.g. a replaced original)
+            pass
+    try:
+        view_layer.objects.active = active if active is None or view_layer.objects.get(active.name) is active else None
+    except ReferenceError:
+        view_layer.objects.active = None
+
+
 class Runtime:
+    # The batch runner imports a job the moment it is ready (its script waits for it).
+    land_at_once = False
+
     def __init__(self):
         self.engine: core_jobs.JobEngine | None = None
         self._engine_key = None
-        self.jobs: dict[str, dict] = {}            # latest snapshot per job id
+        self.jobs: dict[str, dict] = {}            # latest snapshot per job id (this process's)
         self.results: dict[str, importer.ImportResult] = {}
         self.notices: deque[Notice] = deque(maxlen=50)
-        self.unreported: deque[Notice] = deque()   # for the modal operator to report
+        self.unreported: deque[Notice] = deque()   # for the UI timer to report
         self.balance: dict | None = None
         self.balance_pending = False
+        self.waiting: dict[str, str] = {}          # ready job id -> why it has not landed yet
+        self.file_generation = 0                   # bumped by every file load
+        self.submitted_in: dict[str, int] = {}     # job id -> file_generation it was submitted in
+        self.resume_problem = ""                   # why adopting journal jobs could not start
+        self.journal_jobs: dict[str, dict] = {}    # every unfinished journal job (the panel's list)
+        self.foreign: set[str] = set()             # of those, jobs another live process owns
+        self._journal: Journal | None = None
+        self._journal_stamp = None
+        self._journal_checked = 0.0
 
     # --- engine ------------------------------------------------------------------------------
     def ensure_engine(self, context=None) -> core_jobs.JobEngine:
-        """Starts (or restarts after a settings change) the engine for the current settings."""
+        """Starts (or restarts after a settings change) the engine for the current settings.
+        A restart stops the old engine first (its downloads included), then resumes this
+        process's unfinished jobs in the new one: no .part is ever written by two."""
         blender_settings.require_online_access()
         conn = blender_settings.connection_settings(context)
         key = (conn.provider, conn.api_key, conn.base_url, conn.proxy_mode, conn.proxy_url, conn.download_dir)
         if self.engine is not None and self._engine_key == key and self.engine.running:
             return self.engine
-        if self.engine is not None:
-            self.engine.stop()
         provider_check = make_provider(conn)  # refuses a malformed key before any request
         provider_check.close()
+        restarted = self.engine is not None
+        if restarted:
+            self.engine.stop()
         self.engine = core_jobs.JobEngine(
             lambda: make_provider(conn, for_engine=True),
-            Journal(blender_settings.user_data_dir("journal")),
+            Journal(self.journal_dir()),
             conn.download_dir,
             provider_name=conn.provider,
             base_url=conn.base_url,
             **ENGINE_OPTIONS,
         ).start()
         self._engine_key = key
-        for record in self.engine.resume_from_journal():
-            self.jobs.setdefault(record["job_id"], record)
-            log.info("resuming %s from the journal", describe(record))
+        ours = [job_id for job_id, job in self.jobs.items() if job.get("state") not in core_jobs.FINAL_STATES]
+        if restarted and ours:
+            for record in self.engine.resume_from_journal(only=set(ours)):
+                log.info("continuing %s in the restarted engine", describe(record))
         return self.engine
+
+    def journal_dir(self) -> str:
+        if self._journal is None:  # created once, not on every tick or draw
+            self._journal = Journal(blender_settings.user_data_dir("journal"))
+        return str(self._journal.directory)
 
     def shutdown(self) -> None:
         if self.engine is not None:
@@ -78,13 +165,73 @@ class Runtime:
 
     def submit(self, job: core_jobs.Job, context=None) -> str:
         engine = self.ensure_engine(context)
+        job.owner = {**job.owner, "blend": current_blend()}
         job_id = engine.submit(job)
+        self.submitted_in[job_id] = self.file_generation
         self.jobs[job_id] = job.to_record()
         return job_id
 
+    # --- journal jobs: adoption and the panel's list --------------------------------------------
+    def resume_journal(self, context=None) -> list[dict]:
+        """Adopts the journal's unfinished jobs whose owner is gone (another live process keeps
+        its own). Raises OfflineError / errors.TripoError when the engine cannot start; the
+        reason stays in `resume_problem` for the panel."""
+        try:
+            engine = self.ensure_engine(context)
+        except (errors.TripoError, blender_settings.OfflineError) as exc:
+            self.resume_problem = exc.user_message() if isinstance(exc, errors.TripoError) else str(exc)
+            raise
+        self.resume_problem = ""
+        records = engine.resume_from_journal()
+        for record in records:
+            self.jobs.setdefault(record["job_id"], record)
+            log.info("resuming %s from the journal", describe(record))
+        self.refresh_journal_view(force=True)
+        return records
+
+    def resume_pending(self, context=None) -> None:
+        """The interactive start-up and file loads: adopts orphaned journal jobs if there are
+        any; when that cannot start (no key, online access off) the panel shows why."""
+        self.refresh_journal_view(force=True)
+        orphans = [j for j in self.journal_jobs if j not in self.foreign and j not in self.jobs]
+        if not orphans:
+            return
+        try:
+            self.resume_journal(context)
+        except (errors.TripoError, blender_settings.OfflineError) as exc:
+            log.warning("could not resume %d pending Tripo job(s): %s", len(orphans), exc)
+
+    def refresh_journal_view(self, force: bool = False) -> bool:
+        """Re-reads the journal when its folder changed (otherwise one stat), and re-checks the
+        owners of other processes' jobs now and then. Returns True when the list changed."""
+        directory = self.journal_dir()
+        try:
+            stamp = os.stat(directory).st_mtime_ns
+        except OSError:
+            stamp = None
+        now = time.monotonic()
+        since = now - self._journal_checked
+        recheck = self.foreign and since >= FOREIGN_RECHECK_SECONDS
+        if not force and ((stamp == self._journal_stamp and not recheck) or since < JOURNAL_REREAD_SECONDS):
+            return False
+        self._journal_stamp, self._journal_checked = stamp, now
+        records = {r["job_id"]: r for r in self._journal.load_all()
+                   if r.get("state") not in core_jobs.FINAL_STATES}
+        # Our own jobs hold their locks in the engine's journal: probe only the others.
+        foreign = {job_id for job_id in records
+                   if job_id not in self.jobs and self._journal.locks.held_elsewhere(job_id)}
+        changed = records.keys() != self.journal_jobs.keys() or foreign != self.foreign or any(
+            records[j].get("updated_at") != self.journal_jobs[j].get("updated_at") for j in records)
+        self.journal_jobs, self.foreign = records, foreign
+        return changed
+
+    def unowned_jobs(self) -> list[dict]:
+        """Unfinished journal jobs this process does not run (another's, or waiting for Resume)."""
+        return [r for job_id, r in self.journal_jobs.items() if job_id not in self.jobs]
+
     # --- main-thread application of worker events ----------------------------------------
     def tick(self, context=None) -> bool:
-        """Drains the worker's events and imports finished jobs. Returns True if anything changed."""
+        """Drains the worker's events. Returns True if anything changed."""
         if self.engine is None:
             return False
         context = context or bpy.context
@@ -105,7 +252,8 @@ class Runtime:
             return
         self.jobs[event.job_id] = event.job
         if event.kind == "ready":
-            self._import(context, event.job)
+            if self.land_at_once:
+                self._import(context, event.job)
         elif event.kind in ("failed", "needs_decision"):
             self._notice("ERROR", f"{event.job['label']}: {event.message}", event.job_id)
         elif event.kind in ("notice", "cancelled") and event.message:
@@ -118,31 +266,91 @@ class Runtime:
         self.unreported.append(notice)
         (log.error if level == "ERROR" else log.info)(text)
 
-    def _import(self, context, job: dict) -> None:
+    def ready_jobs(self) -> list[dict]:
+        return [j for j in self.jobs.values() if j.get("state") == core_jobs.READY]
+
+    def lands_here(self, job: dict) -> bool:
+        """Whether a ready job belongs to the open file (else it waits for "Import here")."""
+        generation = self.submitted_in.get(job["job_id"])
+        if generation is not None:
+            return generation == self.file_generation
+        owner = job.get("owner") or {}
+        if owner.get("blend"):
+            return _same_file(owner["blend"], current_blend())
+        # From an unsaved file: only this process's own job (e.g. after disable/enable) lands in
+        # an unsaved file; a crashed process's unsaved file is gone.
+        return not current_blend() and "adopted_from" not in owner and ownership.is_this_process(owner)
+
+    def land_ready(self, context=None) -> bool:
+        """Imports the ready jobs that may land now (see `landing_blocker`); the others keep
+        their reason in `waiting`. Returns True if anything landed or its reason changed."""
+        ready = self.ready_jobs()
+        if not ready:
+            if self.waiting:
+                self.waiting.clear()
+                return True
+            return False
+        context = context or bpy.context
+        blocker = landing_blocker(context)
+        changed = False
+        for job in ready:
+            if self.waiting.get(job["job_id"], "").startswith(IMPORT_FAILED):
+                continue  # not again on every tick: "Import now" retries it
+            reason = blocker if self.lands_here(job) else "From another file: Import here"
+            if not reason:
+                self.land(context, job["job_id"], select=False, push_undo=not bpy.app.background)
+                changed = True
+            elif self.waiting.get(job["job_id"]) != reason:
+                self.waiting[job["job_id"]] = reason
+                changed = True
+        return changed
+
+    def land(self, context, job_id: str, *, select: bool, push_undo: bool):
+        """Imports one ready job now. `select`: the new objects become the selection (the user
+        asked for it); otherwise the user's selection and active object are kept."""
+        job = self.jobs[job_id]
+        self.waiting.pop(job_id, None)
+        saved = None if select else _selection_state(context)
+        try:
+            return self._import(context, job)
+        finally:
+            if saved is not None:
+                _restore_selection(context, saved)
+            if push_undo and job.get("state") == core_jobs.IMPORTED:
+                bpy.ops.ed.undo_push(message=f"Import Tripo asset {job['label']}")
+
+    def _import(self, context, job: dict):
         if job.get("meta", {}).get("no_import"):  # e.g. a conversion: the files are the result
-            self.engine.mark_imported(job["job_id"], [])
-            job["state"] = core_jobs.IMPORTED
-            return
-        if self._already_imported(context, job["job_id"]):
-            self.engine.mark_imported(job["job_id"], [])
-            job["state"] = core_jobs.IMPORTED
-            return
+            self._mark_imported(job, [])
+            return None
+        if self._already_imported(job["job_id"]):
+            self._mark_imported(job, [])
+            return None
         handler = IMPORT_HANDLERS.get(job.get("meta", {}).get("kind"), importer.import_job)
         try:
-            result = handler(context, job)
+            try:
+                result = handler(context, job)
+            except importer.TargetGone as exc:
+                # Undo (or a deletion) removed what the result was for: it is paid, so keep it.
+                self._notice("WARNING", f"{job['label']}: {exc}; the result was added as a new asset",
+                             job["job_id"])
+                result = importer.import_job(context, job)
         except Exception as exc:  # noqa: BLE001 - an import error must reach the user, not kill the tick
             log.exception("import of %s failed", job["job_id"])
             self._notice("ERROR", f"{job['label']}: the result could not be imported: {exc}", job["job_id"])
-            return
+            self.waiting[job["job_id"]] = f"{IMPORT_FAILED}: {exc}"
+            return None
         self.results[job["job_id"]] = result
-        self.engine.mark_imported(job["job_id"], result.object_names)
-        job["state"] = core_jobs.IMPORTED
+        self._mark_imported(job, result.object_names)
         self._notice("INFO", f"{job['label']}: imported {len(result.objects)} object(s)", job["job_id"])
-        if not bpy.app.background:
-            bpy.ops.ed.undo_push(message=f"Import Tripo asset {job['label']}")
+        return result
+
+    def _mark_imported(self, job: dict, names: list[str]) -> None:
+        self.engine.mark_imported(job["job_id"], names)
+        job["state"] = core_jobs.IMPORTED
 
     @staticmethod
-    def _already_imported(context, job_id: str) -> bool:
+    def _already_imported(job_id: str) -> bool:
         """Idempotent import: a job whose objects are already in the file is not imported again."""
         from . import metadata
         return any((metadata.read(o) or {}).get("job_id") == job_id for o in bpy.data.objects)
@@ -162,18 +370,36 @@ class Runtime:
     def active_jobs(self) -> list[dict]:
         return [j for j in self.jobs.values() if j["state"] not in core_jobs.FINAL_STATES]
 
+    def running_jobs(self) -> list[dict]:
+        """Jobs the worker is still working on (not ready, not waiting for a decision)."""
+        return [j for j in self.jobs.values() if j["state"] in (core_jobs.QUEUED, core_jobs.ACTIVE)]
+
+    def busy(self) -> bool:
+        """Whether the UI timer should come back soon: work is under way, or a result waits
+        only for the user to leave a mode or finish a tool."""
+        return bool(self.running_jobs() or self.balance_pending or any(
+            not reason.startswith("From another file") and not reason.startswith(IMPORT_FAILED)
+            for reason in self.waiting.values()) or (self.ready_jobs() and not self.waiting))
+
     def wait(self, job_ids: list[str], context=None, timeout: float | None = None,
              progress_interval: float = 5.0) -> dict[str, dict]:
-        """Blocking loop for background mode: returns the final snapshot of each job."""
+        """Blocking loop for scripts and background mode: returns the final snapshot of each
+        job. The script asked for these jobs, so they land at once, wherever the user is."""
         _show_progress_on_console()
+        context = context or bpy.context
         deadline = None if timeout is None else time.monotonic() + timeout
         last_report = 0.0
         pending = set(job_ids)
         while pending:
             self.tick(context)
             for job_id in list(pending):
-                state = self.jobs.get(job_id, {}).get("state")
+                job = self.jobs.get(job_id, {})
+                if job.get("state") == core_jobs.READY:
+                    self.land(context, job_id, select=True, push_undo=not bpy.app.background)
+                state = job.get("state")
                 if state in core_jobs.FINAL_STATES or state == core_jobs.NEEDS_DECISION:
+                    pending.discard(job_id)
+                elif self.waiting.get(job_id, "").startswith(IMPORT_FAILED):
                     pending.discard(job_id)
             if not pending:
                 break
@@ -188,7 +414,7 @@ class Runtime:
                 event = self.engine.events.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self._handle(context or bpy.context, event)
+            self._handle(context, event)
         return {job_id: self.jobs.get(job_id, {}) for job_id in job_ids}
 
 
@@ -226,6 +452,8 @@ DEFAULT_ENGINE_OPTIONS: dict = {"max_concurrent": 8}
 ENGINE_OPTIONS: dict = dict(DEFAULT_ENGINE_OPTIONS)
 
 _runtime: Runtime | None = None
+# The interactive start-up and file loads ask the UI timer to adopt orphaned journal jobs.
+_resume_requested = False
 
 
 def get_runtime() -> Runtime:
@@ -235,47 +463,43 @@ def get_runtime() -> Runtime:
     return _runtime
 
 
+def current_runtime() -> Runtime | None:
+    """The runtime if one exists (the idle timer must not create one)."""
+    return _runtime
+
+
+def request_resume() -> None:
+    """Asks the next UI tick to adopt orphaned journal jobs (never in background mode)."""
+    global _resume_requested
+    _resume_requested = not bpy.app.background
+
+
+def take_resume_request() -> bool:
+    global _resume_requested
+    requested, _resume_requested = _resume_requested, False
+    return requested
+
+
 @bpy.app.handlers.persistent
 def _on_load_post(*_args) -> None:
-    """Opening a .blend: pick up unfinished jobs from the journal (they import into this file)."""
-    _resume_if_pending()
-
-
-def _resume_if_pending() -> None:
-    try:
-        journal = Journal(blender_settings.user_data_dir("journal"))
-        if any(r.get("state") not in core_jobs.FINAL_STATES for r in journal.load_all()):
-            if bpy.app.online_access:
-                get_runtime().ensure_engine()
-                _start_monitor_soon()
-    except Exception as exc:  # noqa: BLE001 - never break Blender start-up
-        log.warning("could not resume pending Tripo jobs: %s", exc)
-
-
-def _start_monitor_soon() -> None:
-    if bpy.app.background:
-        return  # no event loop: scripts call tripo_blender.api.wait_all()
-
-    def start():
-        try:
-            bpy.ops.tripo.job_monitor("INVOKE_DEFAULT")
-        except RuntimeError as exc:
-            log.debug("monitor not started yet: %s", exc)
-            return 1.0
-        return None
-
-    bpy.app.timers.register(start, first_interval=0.5)
+    """Another file is open: results submitted from the previous one no longer land by
+    themselves (they wait for "Import here"), and orphaned jobs of this file may be adopted."""
+    if _runtime is not None:
+        _runtime.file_generation += 1
+        _runtime.waiting.clear()
+    request_resume()
 
 
 def register() -> None:
     bpy.app.handlers.load_post.append(_on_load_post)
-    _resume_if_pending()
+    request_resume()
 
 
 def unregister() -> None:
-    global _runtime
-    if _on_load_post in bpy.app.handlers.load_post:
+    global _runtime, _resume_requested
+    _resume_requested = False
+    while _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
     if _runtime is not None:
-        _runtime.shutdown()  # joins the worker with a timeout; the journal keeps every job
+        _runtime.shutdown()  # stops the worker and its downloads; the journal keeps every job
         _runtime = None

@@ -804,7 +804,7 @@ def _apply_bring(context, job: dict):
         return None
     obj = find_object(uid, context.scene)
     if obj is None:
-        raise RuntimeError(f"{meta.get('bring_name', 'the object')} is no longer in the file")
+        raise importer.TargetGone(f"{meta.get('bring_name', 'the object')} is no longer in the file")
     index = _step_index(job, tasks.IMPORT_MODEL)
     values = importer.base_metadata(job, index)
     values.update({"role": "model", "part_name": "", "model_task_type": tasks.IMPORT_MODEL,
@@ -841,7 +841,7 @@ def _apply_in_place(context, job: dict, task_type: str, *, geometry: bool) -> im
     _apply_bring(context, job)
     root, members, targets = _targets_and_members(context, job)
     if not targets:
-        raise RuntimeError(f"the objects of {job['meta'].get('asset_name', 'the asset')} are no longer in the file")
+        raise importer.TargetGone(f"the objects of {job['meta'].get('asset_name', 'the asset')} are no longer in the file")
     index = _step_index(job, task_type)
     path = _result_file(job)
     changed = []
@@ -1057,7 +1057,7 @@ def apply_animate(context, job: dict) -> importer.ImportResult:
     root, members, _targets = _targets_and_members(context, job)
     armature = next((o for o in [root] + members if o is not None and o.type == "ARMATURE"), None)
     if armature is None:
-        raise RuntimeError(f"the armature of {job['meta'].get('asset_name', 'the asset')} is no longer in the file")
+        raise importer.TargetGone(f"the armature of {job['meta'].get('asset_name', 'the asset')} is no longer in the file")
     index = _step_index(job, tasks.ANIMATE_RETARGET)
     path = _result_file(job)
     with imported(context, path) as result:

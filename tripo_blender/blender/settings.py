@@ -39,6 +39,15 @@ def settings_file_path(create: bool = True) -> str:
     return os.path.join(bpy.utils.extension_path_user(ADDON_ID, create=create), SETTINGS_FILE_NAME)
 
 
+def configured_provider(context=None) -> str:
+    """The provider id only, as connection_settings would give it, without creating folders
+    (panels call this on every redraw)."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_ID)
+    prefs = addon.preferences if addon else None
+    return os.environ.get("TRIPO_PROVIDER") or (prefs.provider if prefs is not None else "tripo")
+
+
 def connection_settings(context=None) -> ConnectionSettings:
     context = context or bpy.context
     addon = context.preferences.addons.get(ADDON_ID)

@@ -9,6 +9,12 @@
   re-queries the task) is called once for a fresh URL.
 - A body shorter than ``Content-Length`` (cut connection) is retried a bounded number of
   times, then :class:`DownloadError`.
+- One writer per ``.part``: the download holds an exclusive lock on it (``fcntl.flock`` on
+  POSIX) from the first byte to the rename, so a second download of the same file (another
+  process, or a restarted engine in this one) waits for the first to finish or give up instead
+  of writing into the same file.
+- A ``progress`` callback may raise :class:`DownloadCancelled` to stop between chunks (an
+  engine that stops); the ``.part`` is removed then too.
 
 No ``bpy`` here (see ``core/__init__``).
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional, Union
 from urllib.parse import urlsplit
@@ -29,7 +36,13 @@ from .http import redact_url
 
 log = logging.getLogger(__name__)
 
-__all__ = ["download_file", "CHUNK_SIZE", "DEFAULT_MAX_BYTES", "EXPIRED_STATUSES"]
+try:
+    import fcntl
+except ImportError:  # Windows: no .part lock (one engine per process downloads a job)
+    fcntl = None
+
+__all__ = ["download_file", "DownloadCancelled", "CHUNK_SIZE", "DEFAULT_MAX_BYTES",
+           "EXPIRED_STATUSES"]
 
 CHUNK_SIZE = 1024 * 1024
 #: Default cap of a single download (1 GiB).
@@ -37,6 +50,14 @@ DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
 #: Answers taken as "this signed URL expired".
 EXPIRED_STATUSES = frozenset({401, 403, 410})
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class DownloadCancelled(Exception):
+    """Raised by a progress callback to stop a download between chunks."""
+
+
+#: How long a download waits for another writer of the same ``.part`` to finish.
+PART_LOCK_TIMEOUT = 120.0
 
 
 class _Truncated(Exception):
@@ -69,6 +90,39 @@ def _remove(path: Path) -> None:
         pass
     except OSError as exc:  # pragma: no cover - e.g. file locked on Windows
         log.warning("Could not remove partial download %s: %s", path, exc)
+
+
+@contextmanager
+def _part_lock(part: Path, timeout: float, sleep: Callable[[float], None]):
+    """Holds an exclusive lock on ``part`` (created if missing) for the whole download."""
+    if fcntl is None:
+        yield
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            if time.monotonic() > deadline:
+                raise DownloadError(f"'{part.name}' is still being downloaded by another "
+                                    "process; try again once it has finished.") from None
+            sleep(0.2)
+            continue
+        try:  # the previous holder may have removed or renamed the file: lock the live one
+            same = os.fstat(fd).st_ino == os.stat(part).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _fetch_once(session: requests.Session, url: str, part: Path, *, max_bytes: Optional[int],
@@ -159,6 +213,25 @@ def download_file(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    with _part_lock(part, PART_LOCK_TIMEOUT, sleep):
+        return _download_locked(session, url, dest, part, max_bytes=max_bytes,
+                                refresh_url=refresh_url, chunk_size=chunk_size,
+                                max_attempts=max_attempts, timeout=timeout, sleep=sleep,
+                                progress=progress)
+
+
+def _download_locked(session, url, dest: Path, part: Path, **options) -> Path:
+    # The .part is truncated by each attempt, never removed in between: removing it would let
+    # another writer lock a new file under the same name while this one still writes.
+    try:
+        return _attempts(session, url, dest, part, **options)
+    except BaseException:
+        _remove(part)
+        raise
+
+
+def _attempts(session, url, dest: Path, part: Path, *, max_bytes, refresh_url, chunk_size,
+              max_attempts, timeout, sleep, progress) -> Path:
     refreshed = False
     attempt = 0
     last_reason = ""
@@ -171,7 +244,6 @@ def download_file(
             log.debug("Downloaded %s (%d bytes) to %s", redact_url(url), size, dest)
             return dest
         except _Expired as exc:
-            _remove(part)
             if refresh_url is None or refreshed:
                 raise DownloadError(
                     f"The download link is no longer valid (HTTP {exc.status}).",
@@ -190,7 +262,6 @@ def download_file(
             url = new_url
             attempt -= 1  # a refresh is not a failed transfer
         except (_Truncated, _Retryable) as exc:
-            _remove(part)
             last_reason = str(exc)
             if attempt >= max_attempts:
                 raise DownloadError(
@@ -200,12 +271,7 @@ def download_file(
             log.info("Download of %s failed (%s); retrying", redact_url(url), last_reason)
             sleep(min(8.0, 0.5 * (2 ** (attempt - 1))))
         except TripoError:
-            _remove(part)
             raise
         except OSError as exc:
-            _remove(part)
             raise DownloadError(f"Could not write '{dest}': {exc.strerror or exc}.",
                                 url=redact_url(url)) from None
-        except BaseException:
-            _remove(part)
-            raise

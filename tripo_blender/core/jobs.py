@@ -6,6 +6,11 @@ downloads results. Rule: THE WORKER NEVER TOUCHES bpy. It takes plain values in 
 given to `submit`, commands through a queue) and hands plain values out (`JobEvent`s with a dict
 snapshot of the job) through `events`, a queue.Queue the main thread drains.
 
+Ownership: a job belongs to the process that runs it, which holds the job's lock in the journal
+folder (core/ownership.py) while the job is unfinished. `submit` claims it, `resume_from_journal`
+adopts only jobs whose lock nobody holds, `stop` releases every lock once the downloads have
+stopped, so two processes (or two engines of one process) never run or download one job.
+
 Billing safety: a step is journaled as SENDING before its create request goes out. A create
 whose outcome is unknown (the request may have reached Tripo) is never sent again: it is
 reconciled with the server (adopted if found), and if that cannot settle it the job waits for
@@ -25,12 +30,14 @@ import time
 import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from . import errors, tasks
+from . import errors, ownership, tasks
+from .download import DownloadCancelled
 from .journal import Journal
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,9 @@ class Job:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     imported: list = field(default_factory=list)
+    # Who submitted it: ownership.this_process() plus "blend" (the .blend it lands in, "" when
+    # unsaved). An adopting process puts its own pid/token here and keeps "blend".
+    owner: dict = field(default_factory=dict)
 
     @classmethod
     def new(cls, label: str, steps: list[Step], meta: dict | None = None, job_id: str | None = None) -> "Job":
@@ -217,11 +227,23 @@ class JobEngine:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stops the worker and its downloads (each stops at its next chunk and removes its
+        .part), then gives up every job lock so that a new engine or process may resume them."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._downloads.shutdown(wait=False, cancel_futures=True)
+        running = [f for f in self._pending_downloads.values() if not f.done()]
+        if running:
+            done, not_done = futures_wait(running, timeout=max(0.1, deadline - time.monotonic()))
+            if not_done:
+                log.warning("%d download(s) still stopping; their .part files stay locked until then",
+                            len(not_done))
+        if all(f.done() for f in self._pending_downloads.values()):
+            self._downloads.shutdown(wait=True)  # idle download threads exit at once: none left behind
+        self.journal.locks.release_all()
 
     @property
     def running(self) -> bool:
@@ -231,6 +253,9 @@ class JobEngine:
     def submit(self, job: Job) -> str:
         """Validates the whole chain (raises errors.ValidationError), journals it, queues it."""
         validate_chain(job, self.provider_name)
+        if not self.journal.locks.claim(job.job_id):
+            raise errors.TripoError(f"Job {job.job_id} is already run by another Blender process.")
+        job.owner = {**job.owner, **ownership.this_process()}
         job.provider, job.base_url = self.provider_name, self.base_url
         job.out_dir = job.out_dir or str(self.download_dir / job.job_id)
         job.state = QUEUED
@@ -238,15 +263,35 @@ class JobEngine:
         self._command(lambda: self._add(job))
         return job.job_id
 
-    def resume_from_journal(self) -> list[dict]:
-        """Adopts unfinished jobs of this provider/host from the journal; returns their records."""
+    def resume_from_journal(self, only=None) -> list[dict]:
+        """Adopts unfinished jobs of this provider/host from the journal (those in `only`, when
+        given) whose owner is gone; returns their records. A job another live process owns (its
+        lock is held) is left to it."""
         resumed = []
         for record in self.journal.load_all():
             if record.get("state") in FINAL_STATES:
                 continue
+            if only is not None and record["job_id"] not in only:
+                continue
             if (record.get("provider"), record.get("base_url")) != (self.provider_name, self.base_url):
                 continue
+            with self._lock:
+                if record["job_id"] in self._jobs:
+                    continue  # already ours
+            if not self.journal.locks.claim(record["job_id"]):
+                log.debug("job %s belongs to another live process", record["job_id"])
+                continue
+            record = self.journal.load(record["job_id"])  # the owner may have finished it meanwhile
+            if record is None or record.get("state") in FINAL_STATES:
+                if record is not None:
+                    self.journal.locks.release(record["job_id"])
+                continue
             job = Job.from_record(record)
+            previous = job.owner or {}
+            job.owner = {**previous, **ownership.this_process()}
+            if previous.get("pid") and not ownership.is_this_process(previous):
+                job.owner["adopted_from"] = previous.get("pid")
+            self.journal.save(job.to_record())
             for step in job.steps:
                 if step.state == DOWNLOADING:
                     step.state = RUNNING  # poll again for fresh URLs
@@ -587,9 +632,14 @@ class JobEngine:
         for key, url, dest in plan:
             dest.parent.mkdir(parents=True, exist_ok=True)
             # "multiview:<view>" names one view; the provider refreshes that URL if it expires.
-            self.provider.download(url, dest, task_id=task_id, output_key=key)
+            self.provider.download(url, dest, task_id=task_id, output_key=key,
+                                   progress=self._raise_if_stopping)
             files[key] = str(dest)
         return files
+
+    def _raise_if_stopping(self, _written: int, _total) -> None:
+        if self._stop.is_set():
+            raise DownloadCancelled("the job engine is stopping")
 
     def _collect_downloads(self) -> None:
         for key, future in list(self._pending_downloads.items()):
@@ -684,7 +734,11 @@ class JobEngine:
 
     def _save(self, job: Job) -> None:
         job.updated_at = time.time()
+        if job.state not in FINAL_STATES:
+            self.journal.locks.claim(job.job_id)  # e.g. a retry: the job is ours again
         self.journal.save(job.to_record())
+        if job.state in FINAL_STATES:
+            self.journal.locks.release(job.job_id)
 
     def _emit(self, kind: str, job: Job, message: str = "") -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 import os
 
 from .costs import CostEstimate, estimate_credits
@@ -86,9 +86,10 @@ class Provider(ABC):
     @abstractmethod
     def download(self, url: str, dest: Union[str, os.PathLike], *, task_id: Optional[str] = None,
                  output_key: str = "model_url", max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
-                 ) -> Path:
+                 progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
         """Download an output URL to ``dest``; with ``task_id`` an expired URL is refreshed by
-        querying the task again for ``output_key``."""
+        querying the task again for ``output_key``. ``progress(bytes, total)`` is called per
+        chunk and may raise ``DownloadCancelled`` to stop."""
 
     @abstractmethod
     def balance(self) -> Balance:

@@ -1,8 +1,13 @@
-"""Operators: Generate, the job monitor (modal timer), job actions and the account balance.
+"""Operators: Generate, job actions (import now, resume, retry, ...) and the account balance.
 
-In the UI, Generate submits the job and returns at once; the modal monitor imports the result
-when the worker reports it. Under `blender -b` there is no event loop, so the same operators run
-to completion synchronously (the job is imported, or an error reported, before they return).
+In the UI, Generate submits the job and returns at once; the UI timer (ui/timer.py) lands the
+result when the worker reports it. Under `blender -b` there is no event loop, so the same
+operators run to completion synchronously (the job is imported, or an error reported, before
+they return).
+
+Repeat Last (Shift+R) replays the last operator registered with REGISTER. Operators that spend
+credits (Generate, Retry) therefore have no REGISTER flag; those that change data still make an
+undo step (the UNDO flag works without REGISTER).
 """
 
 from __future__ import annotations
@@ -77,7 +82,6 @@ def submit_and_follow(operator, context, job, wait: bool = False) -> set[str]:
     if bpy.app.background or wait:
         return finish_synchronously(operator, context, [job_id])
     operator.report({"INFO"}, f"Submitted {job.label}")
-    ensure_monitor(context)
     return {"FINISHED"}
 
 
@@ -97,25 +101,12 @@ def finish_synchronously(operator, context, job_ids: list[str]) -> set[str]:
     return {"FINISHED"}
 
 
-def ensure_monitor(context) -> None:
-    if not TRIPO_OT_job_monitor.is_running and not bpy.app.background:
-        bpy.ops.tripo.job_monitor("INVOKE_DEFAULT")
-
-
-def redraw_tripo_panels(context) -> None:
-    wm = context.window_manager
-    for window in wm.windows:
-        for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                area.tag_redraw()
-
-
 class TRIPO_OT_generate(bpy.types.Operator):
     """Generate a 3D model with Tripo from the panel's prompt or images"""
 
     bl_idname = "tripo.generate"
     bl_label = "Generate"
-    bl_options = {"REGISTER"}
+    bl_options = set()  # no REGISTER: Repeat Last must not pay again
 
     prompt: StringProperty(name="Prompt", description="Overrides the panel's prompt",
                            options={"SKIP_SAVE"})
@@ -131,56 +122,8 @@ class TRIPO_OT_generate(bpy.types.Operator):
         return submit_and_follow(self, context, job, self.wait)
 
 
-class TRIPO_OT_job_monitor(bpy.types.Operator):
-    """Watches running Tripo jobs and imports their results (modal timer, main thread)"""
-
-    bl_idname = "tripo.job_monitor"
-    bl_label = "Tripo Job Monitor"
-    bl_options = {"INTERNAL"}
-
-    is_running = False
-    _timer = None
-
-    def invoke(self, context, event):
-        if TRIPO_OT_job_monitor.is_running:
-            return {"CANCELLED"}
-        TRIPO_OT_job_monitor.is_running = True
-        self._timer = context.window_manager.event_timer_add(0.25, window=context.window)
-        context.window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        if context.window_manager.is_interface_locked:  # a render holds the data lock
-            return {"PASS_THROUGH"}
-        runtime = get_runtime()
-        changed = runtime.tick(context)
-        while runtime.unreported:
-            notice = runtime.unreported.popleft()
-            self.report({notice.level}, notice.text)
-        if changed:
-            redraw_tripo_panels(context)
-        active = runtime.active_jobs()
-        if context.workspace is not None:
-            context.workspace.status_text_set(
-                f"Tripo: {len(active)} job(s) running" if active else None)
-        if runtime.engine is None or (not active and not runtime.balance_pending):
-            self._finish(context)
-            return {"FINISHED"}
-        return {"PASS_THROUGH"}
-
-    def cancel(self, context):
-        self._finish(context)
-
-    def _finish(self, context):
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
-        TRIPO_OT_job_monitor.is_running = False
-
-
 class _JobOperator:
+    bl_options = set()  # panel buttons: nothing to repeat
     job_id: StringProperty(options={"HIDDEN", "SKIP_SAVE"})
 
     def job(self):
@@ -208,6 +151,7 @@ class TRIPO_OT_job_retry(_JobOperator, bpy.types.Operator):
 
     bl_idname = "tripo.job_retry"
     bl_label = "Retry"
+    bl_options = set()  # sends a create again: never replayed by Repeat Last
 
     resubmit_unknown: BoolProperty(default=False, options={"SKIP_SAVE"},
                                    description="For a create whose outcome is unknown: send it again (may bill twice)")
@@ -223,7 +167,6 @@ class TRIPO_OT_job_retry(_JobOperator, bpy.types.Operator):
             runtime.engine.retry(self.job_id)
         if bpy.app.background:
             return finish_synchronously(self, context, [self.job_id])
-        ensure_monitor(context)
         return {"FINISHED"}
 
 
@@ -245,6 +188,73 @@ class TRIPO_OT_job_reimport(_JobOperator, bpy.types.Operator):
             self.report({"ERROR"}, f"Import failed: {exc}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Imported {result.root.name}")
+        return {"FINISHED"}
+
+
+def not_in_object_mode(context) -> str:
+    """Why an import cannot run now ("" when it can): the glTF importer would end the mode."""
+    active = context.view_layer.objects.active if context.view_layer else None
+    if active is not None and active.mode != "OBJECT":
+        return (f"Switch to Object Mode to import ({active.name} is in "
+                f"{active.mode.replace('_', ' ').title()} Mode)")
+    return ""
+
+
+class TRIPO_OT_job_import_now(_JobOperator, bpy.types.Operator):
+    """Import this finished result now, into this file, and select it"""
+
+    bl_idname = "tripo.job_import_now"
+    bl_label = "Import Now"
+    bl_options = {"UNDO"}  # one undo step; no REGISTER: the job is imported once
+
+    def execute(self, context):
+        runtime = get_runtime()
+        job = self.job()
+        if job is None or job.get("state") != "ready":
+            self.report({"ERROR"}, "This job has no finished result waiting to be imported.")
+            return {"CANCELLED"}
+        problem = not_in_object_mode(context)
+        if problem:
+            self.report({"ERROR"}, problem)
+            return {"CANCELLED"}
+        result = runtime.land(context, self.job_id, select=True, push_undo=False)
+        if job.get("state") != "imported":
+            self.report({"ERROR"}, runtime.waiting.get(self.job_id) or "The import failed.")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Imported {result.root.name if result and result.root else job['label']}")
+        return {"FINISHED"}
+
+
+class TRIPO_OT_job_resume(bpy.types.Operator):
+    """Resume the unfinished jobs of the journal that no running Blender owns"""
+
+    bl_idname = "tripo.job_resume"
+    bl_label = "Resume"
+    bl_options = set()
+
+    def execute(self, context):
+        runtime = get_runtime()
+        try:
+            records = runtime.resume_journal(context)
+        except (errors.TripoError, OfflineError) as exc:
+            self.report({"ERROR"}, user_message(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Resumed {len(records)} job(s)")
+        return {"FINISHED"}
+
+
+class TRIPO_OT_notify(bpy.types.Operator):
+    """Shows a message of the Tripo jobs in the status bar and the Info log"""
+
+    bl_idname = "tripo.notify"
+    bl_label = "Tripo Message"
+    bl_options = {"INTERNAL"}
+
+    level: StringProperty(default="INFO", options={"SKIP_SAVE"})
+    message: StringProperty(options={"SKIP_SAVE"})
+
+    def execute(self, context):
+        self.report({self.level if self.level in ("INFO", "WARNING", "ERROR") else "INFO"}, self.message)
         return {"FINISHED"}
 
 
@@ -294,20 +304,20 @@ class TRIPO_OT_refresh_balance(bpy.types.Operator):
         engine.fetch_balance()
         if bpy.app.background:
             runtime.wait_for_balance(context, timeout=60)
-        else:
-            ensure_monitor(context)
         return {"FINISHED"}
 
 
 CLASSES = (
     TRIPO_OT_generate,
-    TRIPO_OT_job_monitor,
     TRIPO_OT_job_cancel,
     TRIPO_OT_job_retry,
     TRIPO_OT_job_reimport,
     TRIPO_OT_job_open_folder,
     TRIPO_OT_job_forget,
     TRIPO_OT_refresh_balance,
+    TRIPO_OT_job_import_now,
+    TRIPO_OT_job_resume,
+    TRIPO_OT_notify,
 )
 
 
@@ -317,6 +327,5 @@ def register() -> None:
 
 
 def unregister() -> None:
-    TRIPO_OT_job_monitor.is_running = False
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

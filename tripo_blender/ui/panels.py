@@ -1,4 +1,8 @@
-"""The sidebar panel (3D Viewport > N panel > Tripo): generate, jobs, account."""
+"""The sidebar panel (3D Viewport > N panel > Tripo): generate, jobs, account.
+
+Draw code runs on every redraw: it reads what the runtime keeps in memory (its jobs and its
+cached list of the journal's jobs) and creates no folder and reads no file.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import bpy
 
 from ..blender import importer
 from ..blender.runtime import get_runtime
-from ..blender.settings import connection_settings
+from ..blender.settings import configured_provider
 from ..core import capabilities, errors, tasks
 from ..core import jobs as core_jobs
 from ..core.settings import OFFLINE_MESSAGE
@@ -72,7 +76,7 @@ class TRIPO_PT_generate(bpy.types.Panel):
             box.label(text="Preferences > System > Network, or --online-mode")
         layout.row().prop(s, "mode", expand=True)
         if s.mode in ("TEXT", "TEXT_IMAGE"):
-            layout.prop(s, "prompt", text="")
+            layout.prop(s, "prompt", text="Prompt")
         elif s.mode == "IMAGE":
             layout.prop(s, "image_path")
             layout.template_ID(s, "image", open="image.open")
@@ -122,7 +126,7 @@ class TRIPO_PT_generate(bpy.types.Panel):
             else:
                 box.prop(s, "image_seed")
 
-        provider = connection_settings(context).provider
+        provider = configured_provider(context)
         if provider != "tripo":
             layout.label(text=f"Provider: {capabilities.PROVIDER_LABELS.get(provider, provider)}", icon="WORLD")
         estimate, problem = estimate_for(s, provider)
@@ -146,45 +150,69 @@ class TRIPO_PT_jobs(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         runtime = get_runtime()
-        if not runtime.jobs:
+        unowned = runtime.unowned_jobs()
+        if runtime.resume_problem or any(j["job_id"] not in runtime.foreign for j in unowned):
+            box = layout.box()
+            if runtime.resume_problem:
+                box.label(text=f"Could not resume: {runtime.resume_problem}"[:120], icon="ERROR")
+            box.operator("tripo.job_resume", icon="FILE_REFRESH")
+        if not runtime.jobs and not unowned:
             layout.label(text="No jobs yet")
         now = time.time()
         for job in sorted(runtime.jobs.values(), key=lambda j: -j.get("created_at", 0))[:20]:
+            _draw_job(layout.box(), runtime, job, now)
+        for job in sorted(unowned, key=lambda j: -j.get("created_at", 0))[:20]:
             box = layout.box()
-            steps = job.get("steps") or []
-            step = steps[core_jobs.current_step_index(job)] if steps else {}
-            head = box.row()
-            head.label(text=job.get("label", ""), icon=_state_icon(job.get("state", "")))
-            head.label(text=f"{int(now - job.get('created_at', now))} s")
-            progress = core_jobs.record_progress(job)
-            text = f"{tasks.task_label(step.get('task_type'))} · {job.get('state')}"
-            if hasattr(box, "progress"):
-                box.progress(factor=progress, type="BAR", text=text)
-            else:  # Blender < 4.0 has no progress widget
-                box.label(text=f"{text} {int(progress * 100)}%")
-            credits = core_jobs.record_credits(job)
-            if credits:
-                box.label(text=f"{credits:g} credits")
-            if job.get("error"):
-                box.label(text=job["error"].get("message", "")[:120], icon="ERROR")
-            preview = _preview_image(job) if job.get("state") == "imported" else None
-            if preview is not None:
-                box.template_icon(icon_value=preview.preview.icon_id, scale=5)
-            row = box.row(align=True)
-            state = job.get("state")
-            if state in ("queued", "active"):
-                row.operator("tripo.job_cancel", icon="X").job_id = job["job_id"]
-            if state in ("failed", "cancelled"):
-                row.operator("tripo.job_retry", icon="FILE_REFRESH").job_id = job["job_id"]
-            if state == "needs_decision":
-                op = row.operator("tripo.job_retry", text="Resubmit (may bill twice)", icon="ERROR")
-                op.job_id, op.resubmit_unknown = job["job_id"], True
-                row.operator("tripo.job_cancel", text="Give Up", icon="X").job_id = job["job_id"]
-            if state in ("imported", "ready"):
-                row.operator("tripo.job_reimport", icon="IMPORT").job_id = job["job_id"]
-            row.operator("tripo.job_open_folder", text="", icon="FILE_FOLDER").job_id = job["job_id"]
-            if state in ("imported", "failed", "cancelled"):
-                row.operator("tripo.job_forget", text="", icon="TRASH").job_id = job["job_id"]
+            box.label(text=job.get("label", ""), icon=_state_icon(job.get("state", "")))
+            owner = job.get("owner") or {}
+            if job["job_id"] in runtime.foreign:
+                box.label(text=f"{job.get('state')} · run by another Blender (pid {owner.get('pid', '?')})")
+            else:
+                box.label(text=f"{job.get('state')} · not resumed yet")
+
+
+def _draw_job(box, runtime, job: dict, now: float) -> None:
+    steps = job.get("steps") or []
+    step = steps[core_jobs.current_step_index(job)] if steps else {}
+    state = job.get("state")
+    head = box.row()
+    head.label(text=job.get("label", ""), icon=_state_icon(state or ""))
+    head.label(text=f"{int(now - job.get('created_at', now))} s")
+    progress = core_jobs.record_progress(job)
+    text = f"{tasks.task_label(step.get('task_type'))} · {'ready to import' if state == 'ready' else state}"
+    if hasattr(box, "progress"):
+        box.progress(factor=progress, type="BAR", text=text)
+    else:  # Blender < 4.0 has no progress widget
+        box.label(text=f"{text} {int(progress * 100)}%")
+    credits = core_jobs.record_credits(job)
+    if credits:
+        box.label(text=f"{credits:g} credits")
+    if job.get("error"):
+        box.label(text=job["error"].get("message", "")[:120], icon="ERROR")
+    waiting = runtime.waiting.get(job["job_id"]) if state == "ready" else None
+    if waiting:
+        box.label(text=waiting[:120], icon="INFO")
+    preview = _preview_image(job) if state == "imported" else None
+    if preview is not None:
+        box.template_icon(icon_value=preview.preview.icon_id, scale=5)
+    row = box.row(align=True)
+    if state in ("queued", "active"):
+        row.operator("tripo.job_cancel", icon="X").job_id = job["job_id"]
+    if state in ("failed", "cancelled"):
+        row.operator("tripo.job_retry", icon="FILE_REFRESH").job_id = job["job_id"]
+    if state == "needs_decision":
+        op = row.operator("tripo.job_retry", text="Resubmit (may bill twice)", icon="ERROR")
+        op.job_id, op.resubmit_unknown = job["job_id"], True
+        row.operator("tripo.job_cancel", text="Give Up", icon="X").job_id = job["job_id"]
+    if state == "ready":
+        here = runtime.lands_here(job)
+        row.operator("tripo.job_import_now", text="Import now" if here else "Import here",
+                     icon="IMPORT").job_id = job["job_id"]
+    if state == "imported":
+        row.operator("tripo.job_reimport", icon="IMPORT").job_id = job["job_id"]
+    row.operator("tripo.job_open_folder", text="", icon="FILE_FOLDER").job_id = job["job_id"]
+    if state in ("imported", "failed", "cancelled"):
+        row.operator("tripo.job_forget", text="", icon="TRASH").job_id = job["job_id"]
 
 
 def _preview_image(job: dict):

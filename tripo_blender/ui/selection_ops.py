@@ -3,8 +3,14 @@ convert and export, bring to Tripo) and the sidebar panel that offers them.
 
 Every operator reads the selection with `blender.selection.analyze`, refuses (poll message in the
 UI, an ERROR report from scripts) with the reason before anything is sent, builds its jobs from the
-panel's settings (`scene.tripo`) and submits them: in the UI it returns at once and the job monitor
+panel's settings (`scene.tripo`) and submits them: in the UI it returns at once and the UI timer
 applies the result; under `blender -b` it waits and applies it before returning.
+
+The operators spend credits, so they have no REGISTER flag (Repeat Last cannot replay them), and
+they write `obj["tripo_uid"]`, so they are undo steps (UNDO works without REGISTER).
+
+Panels and polls read the selection through `cached_analysis`: the analysis looks through the
+scene for the asset's members, so it is redone only when the selection or the data changed.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ from bpy.props import BoolProperty
 
 from ..blender import selection
 from ..blender.runtime import get_runtime
-from ..blender.settings import OfflineError, connection_settings
+from ..blender.settings import OfflineError, configured_provider
 from ..core import errors
 from ..core import jobs as core_jobs
 from ..core.settings import OFFLINE_MESSAGE
-from .operators import ensure_monitor, finish_synchronously, user_message
+from .operators import finish_synchronously, user_message
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +69,7 @@ def provider_reason(context, action: str) -> str:
     """Why the configured provider cannot run the action ("" when it can)."""
     try:
         from ..core import capabilities
-        provider = connection_settings(context).provider
+        provider = configured_provider(context)
         return capabilities.feature_unavailable_reason(provider, selection.ACTION_TASKS[action]) or ""
     except Exception as exc:  # noqa: BLE001 - a capability lookup must never break the UI
         log.debug("capability check failed: %s", exc)
@@ -106,7 +112,6 @@ def submit_jobs(operator, context, jobs: list, wait: bool = False) -> set[str]:
     folders = sorted({j.meta["export_folder"] for j in jobs if j.meta.get("export_folder")})
     if folders:
         operator.report({"INFO"}, f"Exporting into {', '.join(folders)}")
-    ensure_monitor(context)
     return {"FINISHED"}
 
 
@@ -123,16 +128,43 @@ def report_outcome(operator, jobs: list[dict]) -> None:
                                       f" (rig type {output.get('rig_type') or 'unknown'})")
 
 
+# --- the selection analysis, cached between redraws -------------------------------------------
+_data_generation = 0
+_analysis_cache: tuple = ((), None)
+
+
+@bpy.app.handlers.persistent
+def _data_changed(*_args) -> None:
+    global _data_generation
+    _data_generation += 1
+
+
+_DATA_HANDLERS = ("depsgraph_update_post", "undo_post", "redo_post", "load_post")
+
+
+def cached_analysis(context):
+    """selection.analyze of the context's selection, reused while nothing changed."""
+    global _analysis_cache
+    selected = list(getattr(context, "selected_objects", None) or [])
+    if bpy.app.background:  # no redraws to save, and no depsgraph updates to trust
+        return selection.analyze(selected, context.scene)
+    key = (_data_generation, context.scene.as_pointer() if context.scene else 0,
+           tuple(o.as_pointer() for o in selected))
+    if _analysis_cache[0] != key:
+        _analysis_cache = (key, selection.analyze(selected, context.scene))
+    return _analysis_cache[1]
+
+
 class _SelectionAction:
     action = ""
-    bl_options = {"REGISTER"}
+    bl_options = {"UNDO"}  # an undo step (it writes tripo_uid); no REGISTER: it spends credits
 
     wait: BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"},
                        description="Return only once the result is applied (always so in background mode)")
 
     @classmethod
     def poll(cls, context):
-        sel = selection.analyze(list(getattr(context, "selected_objects", None) or []), context.scene)
+        sel = cached_analysis(context)
         reason = action_reason(context, sel, cls.action)
         if reason:
             cls.poll_message_set(reason)
@@ -242,7 +274,7 @@ def _button(layout, context, sel, action: str, icon: str, text: str | None = Non
 
 
 def _analysis(context):
-    return selection.analyze(list(getattr(context, "selected_objects", None) or []), context.scene)
+    return cached_analysis(context)
 
 
 class _SelectionPanel:
@@ -381,9 +413,17 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     selection.register()
+    for name in _DATA_HANDLERS:
+        getattr(bpy.app.handlers, name).append(_data_changed)
 
 
 def unregister() -> None:
+    global _analysis_cache
+    for name in _DATA_HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        while _data_changed in handlers:
+            handlers.remove(_data_changed)
+    _analysis_cache = ((), None)  # holds Blender objects: drop it
     selection.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

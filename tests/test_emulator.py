@@ -24,7 +24,7 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from emulator import images  # noqa: E402
+from emulator import catalog, images  # noqa: E402
 from emulator.server import EmulatorServer  # noqa: E402
 
 KEY = "tsk_emulator_test_key"
@@ -89,7 +89,10 @@ class Client:
         return response.json()
 
     def upload(self, data: bytes, filename="image.png"):
-        response = self.request("POST", "/v3/files", files={"file": (filename, data)})
+        # The content type of the file's format, as the official SDK sends it.
+        fmt = images.sniff_format(data[:64], filename)
+        content_type = catalog.UPLOAD_CONTENT_TYPES.get(fmt, "application/octet-stream")
+        response = self.request("POST", "/v3/files", files={"file": (filename, data, content_type)})
         assert response.status_code == 200, response.text
         return response.json()["data"]["file_token"]
 
@@ -357,6 +360,47 @@ def test_multipart_upload_and_image_size_validation(api):
     assert_error(api.request("POST", "/v3/files", files={"other": ("a.png", png(30, 30))}), 400, 1004)
 
 
+def test_multipart_part_must_carry_its_formats_content_type(api):
+    """A GLB goes up as model/gltf-binary, as the official SDK sends it; a generic or missing
+    part type is refused with 1004 naming the field."""
+    glb = b"glTF" + b"\x02\x00\x00\x00" + b"\x00" * 56
+    for part_type in (None, "application/octet-stream"):
+        part = ("thing.glb", glb) if part_type is None else ("thing.glb", glb, part_type)
+        body = assert_error(api.request("POST", "/v3/files", files={"file": part}), 400, 1004)
+        assert "file" in body["message"] and "model/gltf-binary" in body["message"]
+    assert api.upload(glb, filename="thing.glb").startswith("file_")
+    log = [r for r in api.control("GET", "requests")["requests"] if r["path"] == "/v3/files"]
+    assert log[-1]["multipart"] == {"file": {"filename": "thing.glb",
+                                             "content_type": "model/gltf-binary"}}
+
+
+def test_multiview_from_a_multiview_task_and_edit_multiview_prompts(api):
+    """The official SDK's shapes: inputs [{"task_id"}] and prompts [{view, prompt}]."""
+    image = api.create("/v3/generation/text-to-image", {"prompt": "a red kettle"})
+    views = api.wait(api.create("/v3/generation/image-to-multiview", {"input": api.wait(image)["task_id"]}))
+    edited = api.wait(api.create("/v3/generation/edit-multiview", {
+        "input": views["task_id"], "prompts": [{"view": "front", "prompt": "add a lid"},
+                                               {"view": "back", "prompt": "add a handle"}]}))
+    assert edited["status"] == "success" and set(edited["output"]["generate_multiview_image"]) == {
+        "front_view_url", "left_view_url", "back_view_url", "right_view_url"}
+    for source in (views, edited):
+        model = api.wait(api.create("/v3/generation/multiview-to-model", {
+            "model": MODEL, "inputs": [{"task_id": source["task_id"]}], "texture": False}))
+        assert model["status"] == "success", model
+    for body, field in (
+            ({"input": views["task_id"], "prompt": "add a lid"}, "prompts"),
+            ({"input": views["task_id"], "prompts": "add a lid"}, "prompts"),
+            ({"input": views["task_id"], "prompts": [{"view": "top", "prompt": "x"}]}, "prompts[0].view"),
+            ({"input": views["task_id"], "prompts": [{"view": "front", "text": "x"}]}, "prompts[0].text"),
+            ({"input": views["task_id"], "prompts": [{"view": "front", "prompt": "a"},
+                                                     {"view": "front", "prompt": "b"}]}, "prompts[1].view")):
+        error = assert_error(api.request("POST", "/v3/generation/edit-multiview", json=body), 400, 1004)
+        assert field in error["message"], (field, error)
+    error = assert_error(api.request("POST", "/v3/generation/multiview-to-model", json={
+        "model": MODEL, "inputs": [{"task_id": views["task_id"], "view": "front"}]}), 400, 1004)
+    assert "inputs[0].view" in error["message"]
+
+
 def test_upload_size_caps_are_checked_before_reading(api):
     """A body announced beyond the cap (50 MB multipart, 150 MB presigned) is refused at once."""
     presigned = api.request("POST", "/v3/files/presign", json={"format": "glb"}).json()["data"]
@@ -388,9 +432,15 @@ def test_presigned_upload_needs_no_auth_and_checks_its_signature(api):
     # a token whose bytes never arrived cannot be used
     assert_error(api.request("POST", "/v3/generation/image-to-model",
                              json={"model": MODEL, "input": data["file_token"]}), 400, 1004)
+    png_type = {"Content-Type": "image/png"}
     assert api.http.put(data["presigned_url"].replace("sig=", "sig=f"), data=png(30, 30),
-                        timeout=30).status_code == 403
-    assert api.http.put(data["presigned_url"], data=png(300, 200), timeout=30).status_code == 200
+                        headers=png_type, timeout=30).status_code == 403
+    # the URL is signed for the declared format's content type: none, or another, is refused
+    for wrong in ({}, {"Content-Type": "application/octet-stream"}):
+        assert_error(api.http.put(data["presigned_url"], data=png(300, 200), headers=wrong,
+                                  timeout=30), 403, 1005)
+    assert api.http.put(data["presigned_url"], data=png(300, 200), headers=png_type,
+                        timeout=30).status_code == 200
     task = api.create("/v3/generation/image-to-model", {"model": MODEL, "input": data["file_token"],
                                                         "prompt": "failme"})
     assert task

@@ -214,7 +214,8 @@ class TripoApi:
             raise ApiError(400, 1003, "the body must be a JSON object")
         params = spec.validate(body)
         texts = [params.get("prompt"), params.get("negative_prompt"),
-                 (params.get("texture_prompt") or {}).get("text")]
+                 (params.get("texture_prompt") or {}).get("text"),
+                 *(entry["prompt"] for entry in params.get("prompts") or ())]
         texts = [t.lower() for t in texts if t]
         blocked = self.config.blocked_word.lower()
         if blocked and any(blocked in t for t in texts):
@@ -368,7 +369,9 @@ class TripoApi:
         elif t in ("multiview_to_model", "edit_multiview_image"):
             views = self._views(task, p.get("inputs"), p.get("input"))
             task.images["views"] = views
-            task.prompt = p["prompt"] if t == "edit_multiview_image" else views[0].prompt
+            task.prompt = views[0].prompt
+            if t == "edit_multiview_image":
+                task.prompt = "; ".join(f"{e['view']}: {e['prompt']}" for e in p["prompts"])
         elif t == "import_model":
             ref = p["input"]
             if not ref.startswith(("file_", "http://", "https://")):

@@ -61,6 +61,13 @@ OUT_FORMATS = ("glb", "fbx")
 SEGMENT_GRANULARITIES = ("simple", "balanced", "detailed")
 COMPLETION_MODES = ("ai_completion", "quick_cap")
 UPLOAD_FORMATS = ("png", "jpeg", "jpg", "webp", "glb", "fbx", "obj", "stl")
+# The content type an upload of each format carries (multipart part and presigned PUT), as the
+# official SDK tripo3d 1.0.0 sends it from Python's mimetypes tables (FBX has no registered type).
+UPLOAD_CONTENT_TYPES = {
+    "png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp",
+    "glb": "model/gltf-binary", "fbx": "application/octet-stream", "obj": "model/obj",
+    "stl": "model/stl",
+}
 
 BIPED_PRESETS = ("idle", "walk", "run", "dive", "climb", "jump", "slash", "shoot", "hurt", "fall",
                  "turn")
@@ -235,8 +242,10 @@ def _generation(kind: str) -> Callable[[dict], dict]:
             p.ref("input", required=True)
         else:
             inputs = body.get("inputs")
-            if inputs is None and body.get("input") is not None:  # a multiview-image task id
-                p.ref("input")
+            task_ref = multiview_task_ref(inputs)
+            if task_ref is not None:  # [{"task_id": id}]: the views of a multiview image task
+                p.out["inputs"] = None
+                p.out["input"] = task_ref
             else:
                 validate_views(body)
                 p.out["inputs"] = inputs
@@ -266,6 +275,21 @@ def _generation(kind: str) -> Callable[[dict], dict]:
                 raise invalid("generate_parts cannot be combined with quad")
         return p.out
     return validate
+
+
+def multiview_task_ref(inputs) -> str | None:
+    """The task id of `inputs: [{"task_id": id}]` (how the official SDK tripo3d 1.0.0 names a
+    multiview image task as the source of multiview-to-model), else None."""
+    if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], dict)):
+        return None
+    entry = inputs[0]
+    unknown = sorted(set(entry) - {"task_id"})
+    if unknown:
+        raise invalid(f"inputs[0].{unknown[0]} is not a field of a task reference (only task_id)")
+    task_id = entry.get("task_id")
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise invalid("inputs[0].task_id must be a task id")
+    return task_id
 
 
 def validate_views(body: dict, key="inputs") -> None:
@@ -305,15 +329,37 @@ def _image_to_multiview(body):
     return p.out
 
 
+VIEWS = ("front", "left", "back", "right")
+
+
 def _edit_multiview(body):
+    """`input` (an image-to-multiview task) and `prompts`, one `{"view", "prompt"}` per view
+    to edit: what the official SDK tripo3d 1.0.0 sends."""
     p = Params(body)
-    _prompt(p)
-    p.string("model")
-    if body.get("inputs") is not None:
-        validate_views(body)
-        p.out["inputs"] = body["inputs"]
-    else:
-        p.ref("input", required=True)
+    p.ref("input", required=True)
+    prompts = body.get("prompts")
+    if prompts is None:
+        raise invalid("prompts is required (a list of {view, prompt})")
+    if not isinstance(prompts, list) or not prompts:
+        raise invalid("prompts must be a non-empty list of {view, prompt}")
+    seen = set()
+    for index, entry in enumerate(prompts):
+        if not isinstance(entry, dict):
+            raise invalid(f"prompts[{index}] must be an object {{view, prompt}}")
+        unknown = sorted(set(entry) - {"view", "prompt"})
+        if unknown:
+            raise invalid(f"prompts[{index}].{unknown[0]} is not a field (only view and prompt)")
+        view, text = entry.get("view"), entry.get("prompt")
+        if view not in VIEWS:
+            raise invalid(f"prompts[{index}].view must be one of {', '.join(VIEWS)} (got {view!r})")
+        if view in seen:
+            raise invalid(f"prompts[{index}].view: the {view} view is listed twice")
+        seen.add(view)
+        if not isinstance(text, str) or not text.strip():
+            raise invalid(f"prompts[{index}].prompt must be a non-empty string")
+        if len(text) > MAX_PROMPT:
+            raise invalid(f"prompts[{index}].prompt must be at most {MAX_PROMPT} characters")
+    p.out["prompts"] = [dict(entry) for entry in prompts]
     return p.out
 
 

@@ -152,7 +152,7 @@ class Producer:
 
     def _edit_multiview_image(self, task: Task) -> Output:
         digests = "|".join(v.digest for v in task.images["views"] if v is not None)
-        return self._views(task, f"{task.params['prompt']}|{digests}")
+        return self._views(task, f"{task.prompt}|{digests}")
 
     # --- model tasks --------------------------------------------------------------------------
 

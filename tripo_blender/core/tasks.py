@@ -1031,6 +1031,27 @@ class MultiviewToModelRequest(_GenerationRequest):
         _check_views_or_task(self.inputs, self.input, "a multiview image task")
         super().check()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_reference(cls, data: Any) -> Any:
+        # The wire form of "the views of a multiview image task" (below) read back, e.g. from
+        # a journal that stored the body: [{"task_id": id}] is that task's id.
+        if isinstance(data, dict):
+            inputs = data.get("inputs")
+            if (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], dict)
+                    and set(inputs[0]) == {"task_id"} and data.get("input") is None):
+                data = {**data, "input": inputs[0]["task_id"]}
+                del data["inputs"]
+        return data
+
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        if "input" in body:
+            # The official SDK tripo3d 1.0.0 names a multiview image task as
+            # inputs: [{"task_id": ...}]; apiv3 has no ``input`` on this route.
+            body["inputs"] = [{"task_id": body.pop("input")}]
+        return body
+
     @field_validator("inputs", mode="before")
     @classmethod
     def _inputs_shape(cls, value: Any) -> Any:
@@ -1102,38 +1123,64 @@ class GenerateMultiviewImageRequest(TaskRequest):
         _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=False)
 
 
+class ViewPrompt(BaseModel):
+    """One view's edit instruction in ``edit_multiview_image``."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    view: Literal["front", "left", "back", "right"]
+    prompt: str
+
+    @model_validator(mode="after")
+    def _prompt(self) -> "ViewPrompt":
+        _check_prompt(self.prompt, f"prompts ({self.view} view)", PROMPT_MAX, required=True)
+        return self
+
+
 class EditMultiviewImageRequest(TaskRequest):
-    """Edit multiview images with a prompt: ``input`` = the id of a multiview image task, or
-    ``inputs`` = the views ``[front, left, back, right]``."""
+    """Edit the views of a multiview image task, one instruction per view: ``input`` = the id
+    of that task, ``prompts`` = ``[{"view": "front", "prompt": "add a hat"}, ...]`` (a dict
+    ``{"front": "add a hat"}`` is accepted too). Views without an instruction stay as they are.
+
+    The official SDK tripo3d 1.0.0 sends exactly ``input`` and ``prompts`` (a list of string
+    maps); the keys ``view`` and ``prompt`` of each map are what public Tripo clients send."""
 
     task_type: ClassVar[str] = EDIT_MULTIVIEW_IMAGE
     route: ClassVar[str] = "/v3/generation/edit-multiview"
-    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("inputs", "image"),)
 
-    prompt: str
-    input: Optional[str] = None
-    inputs: Optional[list[Optional[str]]] = None
-    model: Optional[str] = None
+    input: str
+    prompts: list[ViewPrompt]
 
     @field_validator("input")
     @classmethod
-    def _input(cls, value: Optional[str]) -> Optional[str]:
+    def _input(cls, value: str) -> str:
         return _check_input_value(value, "input", allowed=(InputKind.TASK_ID,),
                                   what="a multiview image task")
 
-    @field_validator("inputs", mode="before")
+    @field_validator("prompts", mode="before")
     @classmethod
-    def _inputs_shape(cls, value: Any) -> Any:
-        return _validate_views_shape(value)
-
-    @field_validator("inputs")
-    @classmethod
-    def _inputs(cls, value: Optional[list[Optional[str]]]) -> Optional[list[Optional[str]]]:
-        return _validate_views(value)
+    def _prompts_shape(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # {"front": "add a hat", ...}
+            unknown = set(value) - set(MULTIVIEW_SLOTS)
+            if unknown:
+                raise ValidationError(
+                    f"prompts: unknown view(s) {', '.join(sorted(map(str, unknown)))}; the views "
+                    "are front, left, back, right.",
+                    field="prompts",
+                )
+            value = [{"view": view, "prompt": value[view]} for view in MULTIVIEW_SLOTS
+                     if isinstance(value.get(view), str) and value[view].strip()]
+        return value
 
     def check(self) -> None:
-        _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=True)
-        _check_views_or_task(self.inputs, self.input, "a multiview image task")
+        if not self.prompts:
+            raise ValidationError("prompts is empty: give an instruction for at least one view.",
+                                  field="prompts")
+        views = [p.view for p in self.prompts]
+        twice = sorted({v for v in views if views.count(v) > 1})
+        if twice:
+            raise ValidationError(f"prompts names the {', '.join(twice)} view more than once.",
+                                  field="prompts")
 
 
 # --------------------------------------------------------------------------- post-processing

@@ -347,8 +347,7 @@ def test_usage_is_newest_first_with_paging(api):
 def test_multipart_upload_and_image_size_validation(api):
     good = api.upload(png(64, 48))
     assert good.startswith("file_")
-    assert api.create("/v3/generation/image-to-model", {"model": MODEL, "input": good,
-                                                         "prompt": "failme"}) is not None
+    assert api.create("/v3/generation/image-to-model", {"model": MODEL, "input": good}) is not None
     for width, height in ((10, 10), (6001, 20)):
         token = api.upload(png(width, height))
         error = assert_error(api.request("POST", "/v3/generation/image-to-model",
@@ -441,8 +440,7 @@ def test_presigned_upload_needs_no_auth_and_checks_its_signature(api):
                                   timeout=30), 403, 1005)
     assert api.http.put(data["presigned_url"], data=png(300, 200), headers=png_type,
                         timeout=30).status_code == 200
-    task = api.create("/v3/generation/image-to-model", {"model": MODEL, "input": data["file_token"],
-                                                        "prompt": "failme"})
+    task = api.create("/v3/generation/image-to-model", {"model": MODEL, "input": data["file_token"]})
     assert task
     puts = [r for r in api.control("GET", "requests")["requests"] if r["kind"] == "upload"]
     assert puts and not any(r["auth"] for r in puts)

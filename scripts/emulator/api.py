@@ -51,6 +51,8 @@ OUTPUT_FIELDS = {
     "rendered_image": "rendered_image_url",
     "generated_image": "generated_image_url",
     "uv_render": "uv_render_url",
+    "depth_image": "depth_image_url",
+    "splat": "model_url",
 }
 
 
@@ -361,11 +363,16 @@ class TripoApi:
         t = task.type
         if t == "text_to_model" or t == "text_to_image":
             task.prompt = p["prompt"]
-        elif t in ("image_to_model", "generate_image", "generate_multiview_image"):
+        elif t in ("image_to_model", "generate_image", "generate_multiview_image",
+                   "image_to_splat", "image_to_depth"):
             image = self._image(task, p["input"], "input")
             task.images["image"] = image
-            # The subject: an edited image is what its prompt says; otherwise the image's own.
-            task.prompt = p["prompt"] if t == "generate_image" else image.prompt or p.get("prompt")
+            for index, ref in enumerate(p.get("inputs") or ()):  # several references
+                task.images[f"reference_{index}"] = self._image(task, ref, f"inputs[{index}]")
+            # The subject: an edited image is what its prompt (or template) says; otherwise
+            # the image's own.
+            task.prompt = (p["prompt"] or p["template"] or image.prompt) if t == "generate_image" \
+                else image.prompt or p.get("prompt")
         elif t in ("multiview_to_model", "edit_multiview_image"):
             views = self._views(task, p.get("inputs"), p.get("input"))
             task.images["views"] = views

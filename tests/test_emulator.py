@@ -240,6 +240,16 @@ VALIDATION_CASES = [
     ("/v3/mesh/decimate", {"input": "t", "face_limit": 10001, "quad": True}, 1004, "quads"),
     ("/v3/mesh/segment", {"input": "t", "segmentation_granularity": "simple"}, 1004, "v2.0"),
     ("/v3/models/texture", {"input": "t", "texture_quality": "low"}, 1004, "texture_quality"),
+    # strict: a misspelled or unknown key is refused, naming it
+    ("/v3/generation/text-to-model", {"model": MODEL, "prompt": "a", "texure": False}, 1004, "texure"),
+    ("/v3/generation/image-to-model", {"model": MODEL, "input": "t", "prompt": "a"}, 1004, "prompt"),
+    ("/v3/generation/multiview-to-model", {"model": MODEL, "input": "t"}, 1004, "input"),
+    ("/v3/models/texture", {"input": "t", "texture_prompt": {"txt": "x"}}, 1004, "texture_prompt.txt"),
+    ("/v3/models/texture", {"input": "t", "texture_quality": "fast"}, 1004, "v3.5"),
+    ("/v3/animations/rig", {"input": "t", "rig_types": "biped"}, 1004, "rig_types"),
+    ("/v3/generation/image-to-depth", {"input": "t", "process_res": 100}, 1004, "process_res"),
+    ("/v3/generation/image-to-depth", {"input": "t", "process_res": "504"}, 1004, "process_res"),
+    ("/v3/generation/image-to-splat", {"input": "t", "model_seed": "7"}, 1004, "model_seed"),
 ]
 
 

@@ -1360,9 +1360,12 @@ class TextureModelRequest(_ModelInputRequest):
     SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {
         "texture": True, "pbr": True, "texture_quality": "standard",
         "texture_alignment": "original_image", "bake": True,
+        # Not a server default: the version we send when none was chosen.
+        "model": DEFAULT_TEXTURE_MODEL,
     }
 
-    model: str = DEFAULT_TEXTURE_MODEL
+    # None until chosen (a provider that cannot choose versions, 3D AI Studio, must tell).
+    model: Optional[str] = None
     texture: Optional[bool] = None
     pbr: Optional[bool] = None
     texture_quality: Optional[Literal["standard", "detailed", "fast"]] = None
@@ -1377,13 +1380,13 @@ class TextureModelRequest(_ModelInputRequest):
     delight: Optional[bool] = None
 
     def check(self) -> None:
-        if self.model not in TEXTURE_MODELS:
+        if self.model is not None and self.model not in TEXTURE_MODELS:
             raise ValidationError(
                 f"model '{self.model}' is not a known texture model version; use one of "
                 f"{', '.join(TEXTURE_MODELS)}.",
                 field="model",
             )
-        if self.model != TEXTURE_V35_MODEL:
+        if (self.model or DEFAULT_TEXTURE_MODEL) != TEXTURE_V35_MODEL:
             if self.texture_quality == "fast":
                 raise ValidationError(
                     f"texture_quality 'fast' needs texture model {TEXTURE_V35_MODEL}.",
@@ -1405,7 +1408,9 @@ class MeshSegmentationRequest(_ModelInputRequest):
     file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "model"),
                                                           ("ref_image", "image"))
 
-    model: str = DEFAULT_SEGMENT_MODEL
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"model": DEFAULT_SEGMENT_MODEL}
+
+    model: Optional[str] = None
     segmentation_granularity: Optional[Literal["simple", "balanced", "detailed"]] = None
     split_by_connectivity: Optional[bool] = None
     ref_image: Optional[str] = None
@@ -1416,7 +1421,7 @@ class MeshSegmentationRequest(_ModelInputRequest):
         return _check_input_value(value, "ref_image", what="a reference image")
 
     def check(self) -> None:
-        if self.model not in SEGMENT_MODELS:
+        if self.model is not None and self.model not in SEGMENT_MODELS:
             raise ValidationError(
                 f"model '{self.model}' is not a known segmentation model version; use one of "
                 f"{', '.join(SEGMENT_MODELS)}.",
@@ -1437,7 +1442,9 @@ class MeshCompletionRequest(_ModelInputRequest):
     input_kinds: ClassVar[tuple[InputKind, ...]] = (InputKind.TASK_ID,)
     input_what: ClassVar[str] = "a segmentation task"
 
-    model: str = DEFAULT_COMPLETION_MODEL
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"model": DEFAULT_COMPLETION_MODEL}
+
+    model: Optional[str] = None
     part_names: Optional[list[str]] = None
     completion_mode: Optional[Literal["ai_completion", "quick_cap"]] = None
 
@@ -1456,9 +1463,10 @@ class HighpolyToLowpolyRequest(_ModelInputRequest):
 
     task_type: ClassVar[str] = HIGHPOLY_TO_LOWPOLY
     route: ClassVar[str] = "/v3/mesh/decimate"
-    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"quad": False, "bake": True}
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"quad": False, "bake": True,
+                                                 "model": DEFAULT_DECIMATE_MODEL}
 
-    model: str = DEFAULT_DECIMATE_MODEL
+    model: Optional[str] = None
     face_limit: Optional[int] = None
     quad: Optional[bool] = None
     bake: Optional[bool] = None
@@ -1466,7 +1474,7 @@ class HighpolyToLowpolyRequest(_ModelInputRequest):
     smart_uv: Optional[bool] = None
 
     def check(self) -> None:
-        if _decimate_major(self.model) is None:
+        if self.model is not None and _decimate_major(self.model) is None:
             raise ValidationError(
                 f"model '{self.model}' is not a known smart low poly model version; use one of "
                 f"{', '.join(DECIMATE_MODELS)} (default {DEFAULT_DECIMATE_MODEL}).",
@@ -1477,14 +1485,14 @@ class HighpolyToLowpolyRequest(_ModelInputRequest):
                          why=" quads when quad is on")
         else:
             _check_range(self.face_limit, "face_limit", *DECIMATE_FACE_RANGE, why=" triangles")
-        if self.smart_uv and _decimate_major(self.model) != "v3.0":
+        if self.smart_uv and _decimate_major(self.model or DEFAULT_DECIMATE_MODEL) != "v3.0":
             raise ValidationError("smart_uv needs smart low poly model v3.0 (set model to v3.0).",
                                   field="smart_uv")
         _check_part_names(self.part_names)
 
     def to_body(self) -> dict[str, Any]:
         body = super().to_body()
-        body["model"] = DECIMATE_MODEL_ALIASES.get(self.model, self.model)
+        body["model"] = DECIMATE_MODEL_ALIASES.get(body["model"], body["model"])
         return body
 
 
@@ -1504,22 +1512,24 @@ class AnimateRigRequest(_ModelInputRequest):
     task_type: ClassVar[str] = ANIMATE_RIG
     route: ClassVar[str] = "/v3/animations/rig"
     SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"rig_type": "biped", "spec": "tripo",
-                                                 "out_format": "glb"}
+                                                 "out_format": "glb",
+                                                 "model": DEFAULT_RIG_MODEL}
 
-    model: str = DEFAULT_RIG_MODEL
+    model: Optional[str] = None
     rig_type: Optional[Literal["biped", "quadruped", "hexapod", "octopod", "avian", "serpentine",
                                "aquatic", "others"]] = None
     spec: Optional[Literal["tripo", "mixamo", "actorcore", "unity", "unreal", "vrm"]] = None
     out_format: Optional[Literal["glb", "fbx"]] = None
 
     def check(self) -> None:
-        if self.model not in RIG_MODELS:
+        if self.model is not None and self.model not in RIG_MODELS:
             raise ValidationError(
                 f"model '{self.model}' is not a known rig model version; use one of "
                 f"{', '.join(RIG_MODELS)}.",
                 field="model",
             )
-        if self.spec in RIG_SPECS_NEEDING_NEW_MODEL and self.model == RIG_MODELS[0]:
+        if self.spec in RIG_SPECS_NEEDING_NEW_MODEL and \
+                (self.model or DEFAULT_RIG_MODEL) == RIG_MODELS[0]:
             raise ValidationError(
                 f"spec '{self.spec}' needs rig model {RIG_MODELS[1]} or {RIG_MODELS[2]} "
                 f"({RIG_MODELS[0]} does not support it).",

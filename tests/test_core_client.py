@@ -193,13 +193,21 @@ def test_image_chain_every_image_type(core, provider, emulator, tmp_path):
     multiview_id = ids["generate_multiview_image"]
     ids2 = {
         "edit_multiview_image": provider.create_task(build(core, "edit_multiview_image", input=multiview_id,
-                                                           prompt="add a lid")),
+                                                           prompts={"front": "add a lid"})),
         "multiview_to_model": provider.create_task(build(core, "multiview_to_model", input=multiview_id)),
     }
     done2 = wait_all(provider, ids2.values())
     for kind, task_id in ids2.items():
         assert done2[task_id].type == kind
         check_outputs(provider, emulator, done2[task_id], tmp_path)
+    sent = {r["path"]: r["json"] for r in creates(emulator)}
+    # The official SDK's shapes: a multiview image task as inputs [{"task_id"}], per-view prompts.
+    assert sent["/v3/generation/edit-multiview"] == {
+        "input": multiview_id, "prompts": [{"view": "front", "prompt": "add a lid"}]}
+    assert sent["/v3/generation/multiview-to-model"]["inputs"] == [{"task_id": multiview_id}]
+    assert "input" not in sent["/v3/generation/multiview-to-model"]
+    edited = run(provider, build(core, "multiview_to_model", input=ids2["edit_multiview_image"]))
+    check_outputs(provider, emulator, edited, tmp_path)
 
 
 def test_local_files_are_uploaded_at_create_time(core, provider, emulator, tmp_path):
@@ -225,6 +233,9 @@ def test_local_files_are_uploaded_at_create_time(core, provider, emulator, tmp_p
     glb = provider.download(model.output.model_url, tmp_path / "to_import.glb")
     imported = run(provider, build(core, "import_model", input=str(glb)))
     assert imported.type == "import_model"
+    parts = [r["multipart"] for r in api_log(emulator) if r["path"] == "/v3/files"]
+    assert parts[0] == {"file": {"filename": "front.png", "content_type": "image/png"}}
+    assert parts[-1] == {"file": {"filename": "to_import.glb", "content_type": "model/gltf-binary"}}
     check_outputs(provider, emulator, imported, tmp_path)
     textured = run(provider, build(core, "texture_model", input=imported.task_id))
     check_outputs(provider, emulator, textured, tmp_path)
@@ -240,6 +251,7 @@ def test_large_uploads_use_presigned_put_without_the_key(core, provider, emulato
     puts = [r for r in log if r["kind"] == "upload"]
     assert len(presign) == 1 and presign[0]["json"] == {"format": "png"} and presign[0]["auth"] is True
     assert len(puts) == 1 and puts[0]["method"] == "PUT" and puts[0]["status"] == 200
+    assert puts[0]["content_type"] == "image/png"
     assert_no_key_sent_to_files(emulator)
 
 
@@ -252,6 +264,9 @@ def test_upload_size_limits(core, provider, emulator, tmp_path):
     assert token.startswith("file_")
     paths = [(r["method"], r["path"]) for r in api_log(emulator)]
     assert ("POST", "/v3/files/presign") in paths and ("POST", "/v3/files") not in paths
+    # A GLB's presigned PUT carries model/gltf-binary, as the official SDK sends it.
+    put = next(r for r in api_log(emulator) if r["kind"] == "upload")
+    assert (put["status"], put["content_type"]) == (200, "model/gltf-binary")
     assert_no_key_sent_to_files(emulator)
 
     too_big = tmp_path / "huge.glb"

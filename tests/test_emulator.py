@@ -24,7 +24,7 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from emulator import images  # noqa: E402
+from emulator import catalog, images  # noqa: E402
 from emulator.server import EmulatorServer  # noqa: E402
 
 KEY = "tsk_emulator_test_key"
@@ -89,7 +89,10 @@ class Client:
         return response.json()
 
     def upload(self, data: bytes, filename="image.png"):
-        response = self.request("POST", "/v3/files", files={"file": (filename, data)})
+        # The content type of the file's format, as the official SDK sends it.
+        fmt = images.sniff_format(data[:64], filename)
+        content_type = catalog.UPLOAD_CONTENT_TYPES.get(fmt, "application/octet-stream")
+        response = self.request("POST", "/v3/files", files={"file": (filename, data, content_type)})
         assert response.status_code == 200, response.text
         return response.json()["data"]["file_token"]
 
@@ -237,6 +240,16 @@ VALIDATION_CASES = [
     ("/v3/mesh/decimate", {"input": "t", "face_limit": 10001, "quad": True}, 1004, "quads"),
     ("/v3/mesh/segment", {"input": "t", "segmentation_granularity": "simple"}, 1004, "v2.0"),
     ("/v3/models/texture", {"input": "t", "texture_quality": "low"}, 1004, "texture_quality"),
+    # strict: a misspelled or unknown key is refused, naming it
+    ("/v3/generation/text-to-model", {"model": MODEL, "prompt": "a", "texure": False}, 1004, "texure"),
+    ("/v3/generation/image-to-model", {"model": MODEL, "input": "t", "prompt": "a"}, 1004, "prompt"),
+    ("/v3/generation/multiview-to-model", {"model": MODEL, "input": "t"}, 1004, "input"),
+    ("/v3/models/texture", {"input": "t", "texture_prompt": {"txt": "x"}}, 1004, "texture_prompt.txt"),
+    ("/v3/models/texture", {"input": "t", "texture_quality": "fast"}, 1004, "v3.5"),
+    ("/v3/animations/rig", {"input": "t", "rig_types": "biped"}, 1004, "rig_types"),
+    ("/v3/generation/image-to-depth", {"input": "t", "process_res": 100}, 1004, "process_res"),
+    ("/v3/generation/image-to-depth", {"input": "t", "process_res": "504"}, 1004, "process_res"),
+    ("/v3/generation/image-to-splat", {"input": "t", "model_seed": "7"}, 1004, "model_seed"),
 ]
 
 
@@ -344,8 +357,7 @@ def test_usage_is_newest_first_with_paging(api):
 def test_multipart_upload_and_image_size_validation(api):
     good = api.upload(png(64, 48))
     assert good.startswith("file_")
-    assert api.create("/v3/generation/image-to-model", {"model": MODEL, "input": good,
-                                                         "prompt": "failme"}) is not None
+    assert api.create("/v3/generation/image-to-model", {"model": MODEL, "input": good}) is not None
     for width, height in ((10, 10), (6001, 20)):
         token = api.upload(png(width, height))
         error = assert_error(api.request("POST", "/v3/generation/image-to-model",
@@ -355,6 +367,47 @@ def test_multipart_upload_and_image_size_validation(api):
     assert_error(api.request("POST", "/v3/generation/image-to-model",
                              json={"model": MODEL, "input": glb}), 400, 1004)
     assert_error(api.request("POST", "/v3/files", files={"other": ("a.png", png(30, 30))}), 400, 1004)
+
+
+def test_multipart_part_must_carry_its_formats_content_type(api):
+    """A GLB goes up as model/gltf-binary, as the official SDK sends it; a generic or missing
+    part type is refused with 1004 naming the field."""
+    glb = b"glTF" + b"\x02\x00\x00\x00" + b"\x00" * 56
+    for part_type in (None, "application/octet-stream"):
+        part = ("thing.glb", glb) if part_type is None else ("thing.glb", glb, part_type)
+        body = assert_error(api.request("POST", "/v3/files", files={"file": part}), 400, 1004)
+        assert "file" in body["message"] and "model/gltf-binary" in body["message"]
+    assert api.upload(glb, filename="thing.glb").startswith("file_")
+    log = [r for r in api.control("GET", "requests")["requests"] if r["path"] == "/v3/files"]
+    assert log[-1]["multipart"] == {"file": {"filename": "thing.glb",
+                                             "content_type": "model/gltf-binary"}}
+
+
+def test_multiview_from_a_multiview_task_and_edit_multiview_prompts(api):
+    """The official SDK's shapes: inputs [{"task_id"}] and prompts [{view, prompt}]."""
+    image = api.create("/v3/generation/text-to-image", {"prompt": "a red kettle"})
+    views = api.wait(api.create("/v3/generation/image-to-multiview", {"input": api.wait(image)["task_id"]}))
+    edited = api.wait(api.create("/v3/generation/edit-multiview", {
+        "input": views["task_id"], "prompts": [{"view": "front", "prompt": "add a lid"},
+                                               {"view": "back", "prompt": "add a handle"}]}))
+    assert edited["status"] == "success" and set(edited["output"]["generate_multiview_image"]) == {
+        "front_view_url", "left_view_url", "back_view_url", "right_view_url"}
+    for source in (views, edited):
+        model = api.wait(api.create("/v3/generation/multiview-to-model", {
+            "model": MODEL, "inputs": [{"task_id": source["task_id"]}], "texture": False}))
+        assert model["status"] == "success", model
+    for body, field in (
+            ({"input": views["task_id"], "prompt": "add a lid"}, "prompts"),
+            ({"input": views["task_id"], "prompts": "add a lid"}, "prompts"),
+            ({"input": views["task_id"], "prompts": [{"view": "top", "prompt": "x"}]}, "prompts[0].view"),
+            ({"input": views["task_id"], "prompts": [{"view": "front", "text": "x"}]}, "prompts[0].text"),
+            ({"input": views["task_id"], "prompts": [{"view": "front", "prompt": "a"},
+                                                     {"view": "front", "prompt": "b"}]}, "prompts[1].view")):
+        error = assert_error(api.request("POST", "/v3/generation/edit-multiview", json=body), 400, 1004)
+        assert field in error["message"], (field, error)
+    error = assert_error(api.request("POST", "/v3/generation/multiview-to-model", json={
+        "model": MODEL, "inputs": [{"task_id": views["task_id"], "view": "front"}]}), 400, 1004)
+    assert "inputs[0].view" in error["message"]
 
 
 def test_upload_size_caps_are_checked_before_reading(api):
@@ -388,11 +441,16 @@ def test_presigned_upload_needs_no_auth_and_checks_its_signature(api):
     # a token whose bytes never arrived cannot be used
     assert_error(api.request("POST", "/v3/generation/image-to-model",
                              json={"model": MODEL, "input": data["file_token"]}), 400, 1004)
+    png_type = {"Content-Type": "image/png"}
     assert api.http.put(data["presigned_url"].replace("sig=", "sig=f"), data=png(30, 30),
-                        timeout=30).status_code == 403
-    assert api.http.put(data["presigned_url"], data=png(300, 200), timeout=30).status_code == 200
-    task = api.create("/v3/generation/image-to-model", {"model": MODEL, "input": data["file_token"],
-                                                        "prompt": "failme"})
+                        headers=png_type, timeout=30).status_code == 403
+    # the URL is signed for the declared format's content type: none, or another, is refused
+    for wrong in ({}, {"Content-Type": "application/octet-stream"}):
+        assert_error(api.http.put(data["presigned_url"], data=png(300, 200), headers=wrong,
+                                  timeout=30), 403, 1005)
+    assert api.http.put(data["presigned_url"], data=png(300, 200), headers=png_type,
+                        timeout=30).status_code == 200
+    task = api.create("/v3/generation/image-to-model", {"model": MODEL, "input": data["file_token"]})
     assert task
     puts = [r for r in api.control("GET", "requests")["requests"] if r["kind"] == "upload"]
     assert puts and not any(r["auth"] for r in puts)

@@ -202,7 +202,9 @@ def test_lowpoly_beside_the_original_or_replacing_selected_parts(connected, tmod
     assert bpy.ops.tripo.lowpoly() == {"FINISHED"}
     create = connected.creates()[-1]
     assert create["path"] == "/v3/mesh/decimate"
-    assert create["json"] == {"input": gen_task, "face_limit": 1000}
+    # Every option is sent, at the SDK's declared defaults when not chosen.
+    assert create["json"] == {"input": gen_task, "face_limit": 1000, "model": "v2.0",
+                              "quad": False, "bake": True}
     low = bpy.context.view_layer.objects.active
     assert low is not model and low.name == f"{model.name} low poly"
     assert sum(len(p.vertices) - 2 for p in low.data.polygons) <= 1000
@@ -252,7 +254,8 @@ def test_rig_check_rig_and_many_animations_on_one_armature(connected, tmod):
     assert bpy.ops.tripo.rig() == {"FINISHED"}
     create = connected.creates()[-1]
     assert create["path"] == "/v3/animations/rig"
-    assert create["json"] == {"input": gen_task, "rig_type": "biped", "spec": "tripo"}
+    assert create["json"] == {"input": gen_task, "rig_type": "biped", "spec": "tripo",
+                              "model": "v3.0-20260909", "out_format": "glb"}
     rig_task = task_of(connected, "animate_rig")
     armature = bpy.context.view_layer.objects.active
     assert armature.type == "ARMATURE" and armature.name == "a friendly robot"
@@ -269,7 +272,7 @@ def test_rig_check_rig_and_many_animations_on_one_armature(connected, tmod):
     assert len(retargets) == 2, "at most 5 animations per task"
     assert all(c["json"]["input"] == rig_task for c in retargets)
     assert [len(c["json"]["animations"]) for c in retargets] == [5, 2]
-    assert retargets[0]["json"]["animations"][0] == "preset:biped:idle"  # the form v1.0 rigs take
+    assert retargets[0]["json"]["animations"][0] == "preset:idle"  # a v3.0 rig: no biped: prefix
 
     clips = {"idle", "walk", "run", "jump", "turn", "climb", "slash"}
     anim = armature.animation_data
@@ -308,8 +311,14 @@ def test_convert_whole_asset_and_one_file_per_part_with_deterministic_names(conn
     assert bpy.ops.tripo.convert() == {"FINISHED"}
     create = connected.creates()[-1]
     assert create["path"] == "/v3/models/convert"
-    assert create["json"] == {"input": gen_task, "format": "STL", "flatten_bottom": True,
-                              "pivot_to_center_bottom": True, "scale_factor": 2.0}
+    sent = create["json"]
+    assert {k: sent[k] for k in ("input", "format", "flatten_bottom", "pivot_to_center_bottom",
+                                 "scale_factor")} == {
+        "input": gen_task, "format": "STL", "flatten_bottom": True,
+        "pivot_to_center_bottom": True, "scale_factor": 2.0}
+    # the options not chosen go at their defaults (fbx_preset is for FBX only)
+    assert sent["export_orientation"] == "+x" and sent["texture_size"] == 4096
+    assert "fbx_preset" not in sent
     assert (folder / "06_export_full_stl.stl").is_file()
 
     chosen = [p for p in parts if p.name in ("handle", "body")]
@@ -533,7 +542,9 @@ def test_job_building_rules(tmod):
 
 def test_animations_are_parsed_and_split_by_five(tmod):
     selection = tmod("blender.selection")
-    assert selection.parse_animations("idle, walk") == ["preset:biped:idle", "preset:biped:walk"]
+    assert selection.parse_animations("idle, walk") == ["preset:idle", "preset:walk"]  # v3.0 rigs
+    assert selection.parse_animations("idle, walk", "v1.0-20240301") == ["preset:biped:idle",
+                                                                          "preset:biped:walk"]
     assert selection.parse_animations("preset:walk run", "v2.5-20260210") == ["preset:walk", "preset:run"]
     assert selection.parse_animations(["preset:quadruped:walk"]) == ["preset:quadruped:walk"]
     assert selection.export_stem("STL") == "06_export_full_stl"

@@ -51,6 +51,8 @@ OUTPUT_FIELDS = {
     "rendered_image": "rendered_image_url",
     "generated_image": "generated_image_url",
     "uv_render": "uv_render_url",
+    "depth_image": "depth_image_url",
+    "splat": "model_url",
 }
 
 
@@ -214,7 +216,8 @@ class TripoApi:
             raise ApiError(400, 1003, "the body must be a JSON object")
         params = spec.validate(body)
         texts = [params.get("prompt"), params.get("negative_prompt"),
-                 (params.get("texture_prompt") or {}).get("text")]
+                 (params.get("texture_prompt") or {}).get("text"),
+                 *(entry["prompt"] for entry in params.get("prompts") or ())]
         texts = [t.lower() for t in texts if t]
         blocked = self.config.blocked_word.lower()
         if blocked and any(blocked in t for t in texts):
@@ -360,15 +363,22 @@ class TripoApi:
         t = task.type
         if t == "text_to_model" or t == "text_to_image":
             task.prompt = p["prompt"]
-        elif t in ("image_to_model", "generate_image", "generate_multiview_image"):
+        elif t in ("image_to_model", "generate_image", "generate_multiview_image",
+                   "image_to_splat", "image_to_depth"):
             image = self._image(task, p["input"], "input")
             task.images["image"] = image
-            # The subject: an edited image is what its prompt says; otherwise the image's own.
-            task.prompt = p["prompt"] if t == "generate_image" else image.prompt or p.get("prompt")
+            for index, ref in enumerate(p.get("inputs") or ()):  # several references
+                task.images[f"reference_{index}"] = self._image(task, ref, f"inputs[{index}]")
+            # The subject: an edited image is what its prompt (or template) says; otherwise
+            # the image's own.
+            task.prompt = (p["prompt"] or p["template"] or image.prompt) if t == "generate_image" \
+                else image.prompt or p.get("prompt")
         elif t in ("multiview_to_model", "edit_multiview_image"):
             views = self._views(task, p.get("inputs"), p.get("input"))
             task.images["views"] = views
-            task.prompt = p["prompt"] if t == "edit_multiview_image" else views[0].prompt
+            task.prompt = views[0].prompt
+            if t == "edit_multiview_image":
+                task.prompt = "; ".join(f"{e['view']}: {e['prompt']}" for e in p["prompts"])
         elif t == "import_model":
             ref = p["input"]
             if not ref.startswith(("file_", "http://", "https://")):

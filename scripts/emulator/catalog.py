@@ -38,16 +38,20 @@ from .errors import ApiError, invalid
 
 # --- model versions ---------------------------------------------------------------------------
 
-GENERATION_MODELS = ("v3.1-20260211", "v3.0-20250812", "v2.5-20250123", "P1-20260311")
+GENERATION_MODELS = ("v3.1-20260211", "v3.0-20250812", "v2.5-20250123", "P1-20260311",
+                     "P2-20260801")
 DEPRECATED_GENERATION_MODELS = ("v1.3-20240522", "v1.4-20240625", "v2.0-20240919")
 TEXTURE_MODELS = ("v2.5-20250123", "v3.0-20250812", "v3.5-20260815")
 RIG_MODELS = ("v1.0-20240301", "v2.5-20260210", "v3.0-20260909")
 SEGMENT_MODELS = ("v1.0-20250506", "v2.0-20260430")
 DECIMATE_MODELS = ("v1.0", "v2.0", "v3.0")
+TEXTURE_V35 = "v3.5-20260815"
 
 # --- enums ------------------------------------------------------------------------------------
 
 QUALITIES = ("standard", "detailed")
+TEXTURE_QUALITIES = ("standard", "detailed", "fast")
+DEPTH_KINDS = ("gray", "color")
 TEXTURE_ALIGNMENTS = ("original_image", "geometry")
 ORIENTATIONS = ("default", "align_image")
 CONVERT_FORMATS = ("GLTF", "USDZ", "FBX", "OBJ", "STL", "3MF")
@@ -61,6 +65,13 @@ OUT_FORMATS = ("glb", "fbx")
 SEGMENT_GRANULARITIES = ("simple", "balanced", "detailed")
 COMPLETION_MODES = ("ai_completion", "quick_cap")
 UPLOAD_FORMATS = ("png", "jpeg", "jpg", "webp", "glb", "fbx", "obj", "stl")
+# The content type an upload of each format carries (multipart part and presigned PUT), as the
+# official SDK tripo3d 1.0.0 sends it from Python's mimetypes tables (FBX has no registered type).
+UPLOAD_CONTENT_TYPES = {
+    "png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp",
+    "glb": "model/gltf-binary", "fbx": "application/octet-stream", "obj": "model/obj",
+    "stl": "model/stl",
+}
 
 BIPED_PRESETS = ("idle", "walk", "run", "dive", "climb", "jump", "slash", "shoot", "hurt", "fall",
                  "turn")
@@ -81,6 +92,7 @@ MAX_ANIMATIONS = 5
 
 GENERATION_TYPES = ("text_to_model", "image_to_model", "multiview_to_model")
 IMAGE_TYPES = ("text_to_image", "generate_image")
+IMAGE_ANALYSIS_TYPES = ("image_to_splat", "image_to_depth")
 MULTIVIEW_IMAGE_TYPES = ("generate_multiview_image", "edit_multiview_image")
 UV_TYPE = "uv_unwrap"  # the new smart UV task; apiv3 names no v2 type for it
 # Tasks whose output is a model (a GLB, except convert_model's chosen format).
@@ -109,6 +121,36 @@ RETIRED_ROUTE_WORDS = ("refine", "stylize")
 
 
 # --- parameter reading ------------------------------------------------------------------------
+
+class _Seen(dict):
+    """A request body that remembers which keys a validator read: whatever it never read is a
+    key the route does not know."""
+
+    def __init__(self, body: dict):
+        super().__init__(body)
+        self.seen: set = set()
+
+    def get(self, key, default=None):
+        self.seen.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.seen.add(key)
+        return super().__getitem__(key)
+
+
+def strict(validate: Callable[[dict], dict], prefix: str = "") -> Callable[[dict], dict]:
+    """`validate` that also refuses keys it does not know (1004 naming the first), so that a
+    misspelled option fails instead of being ignored, as a validating server answers."""
+    def run(body: dict) -> dict:
+        seen = _Seen(body)
+        out = validate(seen)
+        unknown = sorted(set(body) - seen.seen)
+        if unknown:
+            raise invalid(f"{prefix}{unknown[0]} is not a parameter of this route")
+        return out
+    return run
+
 
 class Params:
     """Reads typed parameters from a request body; every problem is a 1004 naming the field."""
@@ -235,8 +277,10 @@ def _generation(kind: str) -> Callable[[dict], dict]:
             p.ref("input", required=True)
         else:
             inputs = body.get("inputs")
-            if inputs is None and body.get("input") is not None:  # a multiview-image task id
-                p.ref("input")
+            task_ref = multiview_task_ref(inputs)
+            if task_ref is not None:  # [{"task_id": id}]: the views of a multiview image task
+                p.out["inputs"] = None
+                p.out["input"] = task_ref
             else:
                 validate_views(body)
                 p.out["inputs"] = inputs
@@ -268,6 +312,21 @@ def _generation(kind: str) -> Callable[[dict], dict]:
     return validate
 
 
+def multiview_task_ref(inputs) -> str | None:
+    """The task id of `inputs: [{"task_id": id}]` (how the official SDK tripo3d 1.0.0 names a
+    multiview image task as the source of multiview-to-model), else None."""
+    if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], dict)):
+        return None
+    entry = inputs[0]
+    unknown = sorted(set(entry) - {"task_id"})
+    if unknown:
+        raise invalid(f"inputs[0].{unknown[0]} is not a field of a task reference (only task_id)")
+    task_id = entry.get("task_id")
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise invalid("inputs[0].task_id must be a task id")
+    return task_id
+
+
 def validate_views(body: dict, key="inputs") -> None:
     inputs = body.get(key)
     if not isinstance(inputs, list) or len(inputs) != 4:
@@ -289,11 +348,43 @@ def _text_to_image(body):
 
 
 def _image_to_image(body):
+    """One reference (`input`) or several (`inputs`), a prompt and/or a `template`, `t_pose`,
+    `sketch_to_render` (the official SDK tripo3d 1.0.0's options)."""
     p = Params(body)
-    _prompt(p)
-    p.ref("input", required=True)
+    template = p.string("template")
+    _prompt(p, required=template is None)
+    refs = body.get("inputs")
+    if refs is not None:
+        if body.get("input") is not None:
+            raise invalid("give input or inputs, not both")
+        if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r.strip()
+                                                              for r in refs):
+            raise invalid("inputs must be a non-empty list of task ids, file tokens or URLs")
+        p.out["inputs"] = list(refs)
+        p.out["input"] = refs[0]  # the subject comes from the first reference
+    else:
+        p.ref("input", required=True)
     p.string("model")
     p.seeds("image_seed")
+    p.boolean("t_pose")
+    p.boolean("sketch_to_render")
+    return p.out
+
+
+def _image_to_splat(body):
+    p = Params(body)
+    p.ref("input", required=True)
+    p.seeds("model_seed")
+    return p.out
+
+
+def _image_to_depth(body):
+    """`kind` and `process_res` default to what the official SDK tripo3d 1.0.0 documents as the
+    server's defaults (gray, 504)."""
+    p = Params(body)
+    p.ref("input", required=True)
+    p.choice("kind", DEPTH_KINDS, default="gray")
+    p.integer("process_res", 126, 2016, default=504)
     return p.out
 
 
@@ -305,25 +396,55 @@ def _image_to_multiview(body):
     return p.out
 
 
+VIEWS = ("front", "left", "back", "right")
+
+
 def _edit_multiview(body):
+    """`input` (an image-to-multiview task) and `prompts`, one `{"view", "prompt"}` per view
+    to edit: what the official SDK tripo3d 1.0.0 sends."""
     p = Params(body)
-    _prompt(p)
-    p.string("model")
-    if body.get("inputs") is not None:
-        validate_views(body)
-        p.out["inputs"] = body["inputs"]
-    else:
-        p.ref("input", required=True)
+    p.ref("input", required=True)
+    prompts = body.get("prompts")
+    if prompts is None:
+        raise invalid("prompts is required (a list of {view, prompt})")
+    if not isinstance(prompts, list) or not prompts:
+        raise invalid("prompts must be a non-empty list of {view, prompt}")
+    seen = set()
+    for index, entry in enumerate(prompts):
+        if not isinstance(entry, dict):
+            raise invalid(f"prompts[{index}] must be an object {{view, prompt}}")
+        unknown = sorted(set(entry) - {"view", "prompt"})
+        if unknown:
+            raise invalid(f"prompts[{index}].{unknown[0]} is not a field (only view and prompt)")
+        view, text = entry.get("view"), entry.get("prompt")
+        if view not in VIEWS:
+            raise invalid(f"prompts[{index}].view must be one of {', '.join(VIEWS)} (got {view!r})")
+        if view in seen:
+            raise invalid(f"prompts[{index}].view: the {view} view is listed twice")
+        seen.add(view)
+        if not isinstance(text, str) or not text.strip():
+            raise invalid(f"prompts[{index}].prompt must be a non-empty string")
+        if len(text) > MAX_PROMPT:
+            raise invalid(f"prompts[{index}].prompt must be at most {MAX_PROMPT} characters")
+    p.out["prompts"] = [dict(entry) for entry in prompts]
     return p.out
 
 
 def _texture(body):
+    """Texture; its defaults are the official SDK tripo3d 1.0.0's declared ones."""
     p = Params(body)
     p.ref("input", required=True)
-    p.choice("model", TEXTURE_MODELS, default="v3.0-20250812")
+    # Our choice: the model the official SDK tripo3d 1.0.0 declares as its default (it always
+    # sends one, so the server's own default is not visible in it).
+    model = p.choice("model", TEXTURE_MODELS, default="v2.5-20250123")
     p.boolean("texture", True)
     p.boolean("pbr", True)
-    p.choice("texture_quality", QUALITIES, default="standard")
+    quality = p.choice("texture_quality", TEXTURE_QUALITIES, default="standard")
+    if quality == "fast" and model != TEXTURE_V35:
+        raise invalid(f"texture_quality fast needs texture model {TEXTURE_V35}")
+    if body.get("delight") is not None and model != TEXTURE_V35:
+        raise invalid(f"delight needs texture model {TEXTURE_V35}")
+    p.boolean("delight")
     p.choice("texture_alignment", TEXTURE_ALIGNMENTS, default="original_image")
     p.seeds("model_seed", "texture_seed")
     p.names("part_names")
@@ -333,6 +454,10 @@ def _texture(body):
     if prompt is not None:
         if not isinstance(prompt, dict):
             raise invalid("texture_prompt must be an object {text | image | style_image}")
+        unknown = sorted(set(prompt) - {"text", "image", "style_image"})
+        if unknown:
+            raise invalid(f"texture_prompt.{unknown[0]} is not a parameter of texture_prompt "
+                          "(text, image, style_image)")
         tp = Params(prompt)
         tp.string("text", max_len=MAX_PROMPT)
         tp.ref("image")
@@ -347,12 +472,13 @@ def _texture(body):
     return p.out
 
 
+# The official SDK tripo3d 1.0.0's declared defaults (it leaves values equal to them unsent).
 CONVERT_DEFAULTS = {
     "quad": False, "force_symmetry": False, "face_limit": None, "flatten_bottom": False,
     "flatten_bottom_threshold": 0.01, "texture_size": 4096, "texture_format": "JPEG",
     "scale_factor": 1.0, "pivot_to_center_bottom": False, "with_animation": True,
     "pack_uv": False, "bake": True, "part_names": None, "export_vertex_colors": False,
-    "fbx_preset": "blender", "export_orientation": "-y", "animate_in_place": False,
+    "fbx_preset": "blender", "export_orientation": "+x", "animate_in_place": False,
 }
 
 
@@ -390,8 +516,11 @@ def _rig_check(body):
 def _rig(body):
     p = Params(body)
     p.ref("input", required=True)
+    # v1.0-20240301: the server default the official SDK tripo3d 1.0.0 documents.
     model = p.choice("model", RIG_MODELS, default=RIG_MODELS[0])
-    p.choice("rig_type", RIG_TYPES)  # None: detected like rig-check does
+    # The official SDK tripo3d 1.0.0 declares biped and leaves it unsent, so biped is what a
+    # request without rig_type gets (the rig check reports the detected type separately).
+    p.choice("rig_type", RIG_TYPES, default="biped")
     spec = p.choice("spec", RIG_SPECS, default="tripo")
     if spec in RIG_SPECS_NEEDING_NEWER_MODEL and model == RIG_MODELS[0]:
         raise invalid(f"spec {spec} needs rig model {RIG_MODELS[1]} or {RIG_MODELS[2]}")
@@ -429,7 +558,7 @@ def _retarget(body):
             raise invalid(f"unknown animation preset {animation!r}")
     p.out["animations"] = list(animations)
     p.choice("out_format", OUT_FORMATS, default="glb")
-    p.boolean("export_with_geometry", True)
+    p.boolean("export_with_geometry", False)  # the official SDK's declared default
     p.boolean("animate_in_place")
     return p.out
 
@@ -460,7 +589,8 @@ def _complete(body):
 def _decimate(body):
     p = Params(body)
     p.ref("input", required=True)
-    model = body.get("model", "v2.0")
+    model = body.get("model")
+    model = "v2.0" if model is None else model  # the server default the SDK documents
     if not isinstance(model, str) or not any(model == m or model.startswith(m + "-")
                                              for m in DECIMATE_MODELS):
         raise invalid(f"model must be one of {', '.join(DECIMATE_MODELS)} (got {model!r})")
@@ -535,6 +665,8 @@ ROUTES: dict[str, RouteSpec] = {
     "/v3/generation/image-to-image": RouteSpec("generate_image", _image_to_image, _flat(10)),
     "/v3/generation/image-to-multiview": RouteSpec("generate_multiview_image", _image_to_multiview, _flat(10)),
     "/v3/generation/edit-multiview": RouteSpec("edit_multiview_image", _edit_multiview, _flat(10)),
+    "/v3/generation/image-to-splat": RouteSpec("image_to_splat", _image_to_splat, _flat(10)),
+    "/v3/generation/image-to-depth": RouteSpec("image_to_depth", _image_to_depth, _flat(10)),
     "/v3/models/texture": RouteSpec("texture_model", _texture, _texture_cost),
     "/v3/models/convert": RouteSpec("convert_model", _convert, _convert_cost),
     "/v3/models/import": RouteSpec("import_model", _import, _flat(0)),
@@ -547,6 +679,11 @@ ROUTES: dict[str, RouteSpec] = {
     "/v3/mesh/decimate": RouteSpec("highpoly_to_lowpoly", _decimate, _flat(10)),
     "/v3/mesh/uv": RouteSpec(UV_TYPE, _uv, _flat(10)),
 }
+
+
+# Every route refuses keys it does not know.
+ROUTES = {route: RouteSpec(spec.type, strict(spec.validate), spec.cost)
+          for route, spec in ROUTES.items()}
 
 
 def is_retired_route(path: str) -> bool:

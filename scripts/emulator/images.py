@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import struct
 import tempfile
@@ -72,6 +73,50 @@ def write_preview_png(directory: Path, text: str, size: int = 512, variant: int 
     path = Path(directory) / f"{name}.png"
     if not path.is_file():
         write_atomic(path, preview_png(text, size, variant))
+    return path
+
+
+def write_depth_png(directory: Path, text: str, size: int = 256) -> Path:
+    """Writes (once) a grayscale-looking depth map PNG for `text`: a radial gradient, near
+    (white) in the middle, far (black) at the corners, brightness varied by `text`."""
+    name = hashlib.sha256(f"depth:{size}:{text}".encode("utf-8")).hexdigest()[:24]
+    path = Path(directory) / f"{name}.png"
+    if not path.is_file():
+        gain = 0.6 + 0.4 * (colour_of(text, "depth")[0] / 255)
+        centre = (size - 1) / 2
+        rows = []
+        for y in range(size):
+            row = bytearray()
+            for x in range(size):
+                distance = ((x - centre) ** 2 + (y - centre) ** 2) ** 0.5 / (centre * 1.42)
+                value = int(255 * gain * max(0.0, 1.0 - distance))
+                row += bytes((value, value, value))
+            rows.append(bytes(row))
+        write_atomic(path, png_bytes(size, size, rows))
+    return path
+
+
+def write_splat_ply(directory: Path, text: str, count: int = 512) -> Path:
+    """Writes (once) a Gaussian splat for `text` in the common 3DGS PLY layout (position,
+    DC colour, opacity, scale, rotation per splat): points on a sphere of radius 0.5."""
+    name = hashlib.sha256(f"splat:{count}:{text}".encode("utf-8")).hexdigest()[:24]
+    path = Path(directory) / f"{name}.ply"
+    if not path.is_file():
+        fields = ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1",
+                  "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
+        header = ("ply\nformat binary_little_endian 1.0\n"
+                  f"element vertex {count}\n"
+                  + "".join(f"property float {f}\n" for f in fields) + "end_header\n")
+        red, green, blue = (c / 255 - 0.5 for c in colour_of(text, "splat"))
+        golden = 2.399963229728653  # golden angle: evenly spread points
+        body = bytearray()
+        for i in range(count):
+            z = 1 - 2 * (i + 0.5) / count
+            radius = (1 - z * z) ** 0.5
+            x, y = radius * math.cos(golden * i), radius * math.sin(golden * i)
+            body += struct.pack("<14f", 0.5 * x, 0.5 * y, 0.5 * z, red, green, blue, 2.0,
+                                -4.0, -4.0, -4.0, 1.0, 0.0, 0.0, 0.0)
+        write_atomic(path, header.encode("ascii") + bytes(body))
     return path
 
 

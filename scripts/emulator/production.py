@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import catalog
-from .images import write_preview_png
+from .images import write_depth_png, write_preview_png, write_splat_ply
 from .state import FileSource, ImageRef, Task
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,19 @@ class Producer:
         return Output({"generated_image": path}, prompts={path: task.prompt})
 
     def _generate_image(self, task: Task) -> Output:
-        path = self._preview(f"{task.params['prompt']}|{task.images['image'].digest}")
+        path = self._preview(f"{task.prompt}|{task.images['image'].digest}")
         return Output({"generated_image": path}, prompts={path: task.prompt})
+
+    def _image_to_splat(self, task: Task) -> Output:
+        # Our choice: the splat is a 3DGS PLY under `model_url` (apiv3 names one model output).
+        image = task.images["image"]
+        path = write_splat_ply(self._image_dir, f"{image.digest}|{task.params.get('model_seed')}")
+        return Output({"splat": path})
+
+    def _image_to_depth(self, task: Task) -> Output:
+        image = task.images["image"]
+        return Output({"depth_image": write_depth_png(self._image_dir, image.digest,
+                                                      size=min(task.params["process_res"], 512))})
 
     def _views(self, task: Task, text: str) -> Output:
         files = {f"{view}_view": self._preview(text, variant) for variant, view in enumerate(VIEWS)}
@@ -152,7 +163,7 @@ class Producer:
 
     def _edit_multiview_image(self, task: Task) -> Output:
         digests = "|".join(v.digest for v in task.images["views"] if v is not None)
-        return self._views(task, f"{task.params['prompt']}|{digests}")
+        return self._views(task, f"{task.prompt}|{digests}")
 
     # --- model tasks --------------------------------------------------------------------------
 

@@ -184,6 +184,13 @@ class _Body:
 
 def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str, bytes]]:
     """{field name: (file name, content)} of a multipart/form-data body."""
+    return {name: (filename, content)
+            for name, (filename, _type, content) in multipart_parts(content_type, body).items()}
+
+
+def multipart_parts(content_type: str, body: bytes) -> dict[str, tuple[str, str | None, bytes]]:
+    """{field name: (file name, the part's Content-Type or None, content)} of a
+    multipart/form-data body."""
     match = re.search(r'boundary="?([^";]+)"?', content_type or "")
     if not content_type.lower().startswith("multipart/form-data") or not match:
         raise invalid("the upload must be multipart/form-data with a `file` field")
@@ -193,12 +200,15 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str, byte
         if part.startswith(b"--"):
             break
         head, _, content = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        disposition = next((line for line in head.decode("utf-8", "replace").split("\r\n")
+        lines = head.decode("utf-8", "replace").split("\r\n")
+        disposition = next((line for line in lines
                             if line.lower().startswith("content-disposition")), "")
+        part_type = next((line.split(":", 1)[1].strip() for line in lines
+                          if line.lower().startswith("content-type:")), None)
         name = re.search(r'\bname="([^"]*)"', disposition)
         filename = re.search(r'\bfilename="([^"]*)"', disposition)
         if name:
-            fields[name.group(1)] = (filename.group(1) if filename else "",
+            fields[name.group(1)] = (filename.group(1) if filename else "", part_type,
                                      content.removesuffix(b"\r\n"))
     return fields
 
@@ -229,6 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
         kind, target = classify(path)
         has_auth = "Authorization" in self.headers
         entry = emulator.log.start(self.command, path, query, has_auth, kind)
+        entry["content_type"] = self.headers.get("Content-Type")
         if has_auth and kind in ("download", "upload"):
             log.warning("a %s request carried an Authorization header: %s %s", kind,
                         self.command, path)
@@ -249,6 +260,14 @@ class _Handler(BaseHTTPRequestHandler):
                     try:
                         entry["json"] = json.loads(payload)
                     except ValueError:
+                        pass
+                if payload and path == "/v3/files":
+                    try:  # the fields and their content types, for tests (never the bytes)
+                        entry["multipart"] = {
+                            name: {"filename": filename, "content_type": part_type}
+                            for name, (filename, part_type, _content)
+                            in multipart_parts(self.headers.get("Content-Type", ""), payload).items()}
+                    except ApiError:
                         pass
         except BodyTooLarge:
             self.close_connection = True
@@ -458,7 +477,7 @@ class EmulatorServer:
         if kind == "upload":
             if method != "PUT":
                 raise ApiError(405, 1003, "presigned uploads are PUT only")
-            return self._put_upload(path, query, body)
+            return self._put_upload(path, query, body, handler.headers.get("Content-Type"))
         if not path.startswith("/v3/"):
             raise ApiError(404, 1004, f"no route {path}")
         key = self.api.authenticate(handler.headers.get("Authorization"))
@@ -528,11 +547,12 @@ class EmulatorServer:
             response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         return response
 
-    def _put_upload(self, path: str, query: str, body: _Body) -> Response:
+    def _put_upload(self, path: str, query: str, body: _Body, content_type: str | None) -> Response:
         self.api.signer.check(path, query)
         upload = self.api.uploads.get(path.removeprefix("/uploads/"))
         if upload is None:
             raise ApiError(404, 2019, "no such presigned upload")
+
         dest = self.api.upload_dir / f"{upload.token}.{upload.declared_format}"
         digest = hashlib.md5()
         try:
@@ -546,14 +566,26 @@ class EmulatorServer:
         if dest.stat().st_size == 0:
             dest.unlink()
             raise invalid("the uploaded file is empty")
+        # Our choice where the SDK leaves it to the storage server: a presigned URL is signed for
+        # the content type of the declared format (storage services refuse a PUT whose type
+        # differs from the signed one), and the official SDK tripo3d 1.0.0 sends that type.
+        # Checked after the body so that an oversized body is still refused as such.
+        expected = catalog.UPLOAD_CONTENT_TYPES[upload.declared_format]
+        if (content_type or "").split(";")[0].strip().lower() != expected:
+            dest.unlink()
+            raise ApiError(403, 1005, f"the presigned PUT must carry Content-Type: {expected} "
+                                      f"for a {upload.declared_format} file (got {content_type!r})")
         self.api.store_upload(upload, dest, f"upload.{upload.declared_format}")
         return Response(200, b"", content_type="text/plain", headers={"ETag": f'"{digest.hexdigest()}"'})
 
     def _multipart_upload(self, key: str, content_type: str, payload: bytes) -> dict:
-        fields = parse_multipart(content_type, payload or b"")
+        fields = multipart_parts(content_type, payload or b"")
         if "file" not in fields:
             raise invalid("the multipart body needs a `file` field")
-        filename, data = fields["file"]
+        unknown = sorted(set(fields) - {"file"})
+        if unknown:
+            raise invalid(f"{unknown[0]}: the multipart body takes only a `file` field")
+        filename, part_type, data = fields["file"]
         if not data:
             raise invalid("the uploaded file is empty")
         if len(data) > MAX_MULTIPART_UPLOAD:
@@ -562,6 +594,13 @@ class EmulatorServer:
         if fmt not in IMAGE_FORMATS + MODEL_FORMATS:
             raise invalid(f"unsupported file type {fmt or 'unknown'} "
                           f"(one of {', '.join(IMAGE_FORMATS + MODEL_FORMATS)})")
+        # Our choice where the SDK leaves it to the server: the part's content type must be the
+        # one of its format, as the official SDK tripo3d 1.0.0 sends it (model/gltf-binary for a
+        # GLB), so a client sending a generic type fails here rather than in production.
+        expected = catalog.UPLOAD_CONTENT_TYPES[fmt]
+        if (part_type or "").split(";")[0].strip().lower() != expected:
+            raise invalid(f"file: the part's Content-Type must be {expected} for a {fmt} file "
+                          f"(got {part_type!r})")
         upload = self.api.new_upload(key, fmt)
         dest = self.api.upload_dir / f"{upload.token}.{fmt}"
         dest.write_bytes(data)

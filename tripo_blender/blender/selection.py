@@ -455,14 +455,15 @@ def parse_animations(text_or_list, rig_model: str | None = None) -> list[str]:
 
 
 def _rig_model_of(sel: Selection) -> str:
-    """The model version of the asset's rig task (v1.0 when unknown: Tripo's default)."""
+    """The model version of the asset's rig task (when unknown, the server's default: a rig
+    made before we sent the model version got that one)."""
     for obj in [sel.root] + list(sel.members):
         meta = metadata.read(obj) or {}
         if meta.get("rig_model"):
             return str(meta["rig_model"])
         if meta.get("task_type") == tasks.ANIMATE_RIG and metadata.params(obj).get("model"):
             return str(metadata.params(obj)["model"])
-    return tasks.DEFAULT_RIG_MODEL
+    return tasks.SERVER_DEFAULT_RIG_MODEL
 
 
 def export_folder(folder: str) -> str:

@@ -191,6 +191,8 @@ _UNSUPPORTED_REASONS: dict[str, str] = {
     t.HIGHPOLY_TO_LOWPOLY: "3D AI Studio has no separate smart low poly step; use the Smart "
                            "Low Poly option when generating instead.",
     t.MESH_UV: "3D AI Studio does not offer Tripo's UV unwrap step.",
+    **{task_type: "3D AI Studio does not offer Tripo's image to splat and image to depth."
+       for task_type in (t.IMAGE_TO_SPLAT, t.IMAGE_TO_DEPTH)},
     t.IMPORT_MODEL: "3D AI Studio has no import step: texturing, segmentation and conversion "
                     "take the model file or its URL directly.",
 }

@@ -30,7 +30,8 @@ _GEOMETRY_DETAILED = 40.0
 _SMART_LOW_POLY = 20.0
 _GENERATE_PARTS = 40.0
 _QUAD = 10.0
-_TEXTURE_MODEL = {"standard": 20.0, "detailed": 40.0}
+# "fast" (texture model v3.5) has no published price: guessed at the standard price.
+_TEXTURE_MODEL = {"standard": 20.0, "detailed": 40.0, "fast": 20.0}
 _STYLE_IMAGE = 10.0
 _CONVERT_BASIC = 10.0
 _CONVERT_ADVANCED = 20.0
@@ -43,6 +44,8 @@ GUESSED_PRICES: dict[str, float] = {
     t.GENERATE_IMAGE: 10.0,
     t.GENERATE_MULTIVIEW_IMAGE: 10.0,
     t.EDIT_MULTIVIEW_IMAGE: 10.0,
+    t.IMAGE_TO_SPLAT: 10.0,
+    t.IMAGE_TO_DEPTH: 10.0,
     t.MESH_COMPLETION: 20.0,
     t.HIGHPOLY_TO_LOWPOLY: 10.0,
     t.MESH_UV: 10.0,

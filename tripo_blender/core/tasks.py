@@ -49,6 +49,8 @@ TEXT_TO_IMAGE = "text_to_image"
 GENERATE_IMAGE = "generate_image"
 GENERATE_MULTIVIEW_IMAGE = "generate_multiview_image"
 EDIT_MULTIVIEW_IMAGE = "edit_multiview_image"
+IMAGE_TO_SPLAT = "image_to_splat"
+IMAGE_TO_DEPTH = "image_to_depth"
 TEXTURE_MODEL = "texture_model"
 MESH_SEGMENTATION = "mesh_segmentation"
 MESH_COMPLETION = "mesh_completion"
@@ -81,6 +83,8 @@ TASK_LABELS: dict[str, str] = {
     GENERATE_IMAGE: "Image to image",
     GENERATE_MULTIVIEW_IMAGE: "Image to multiview",
     EDIT_MULTIVIEW_IMAGE: "Edit multiview",
+    IMAGE_TO_SPLAT: "Image to splat",
+    IMAGE_TO_DEPTH: "Image to depth",
     TEXTURE_MODEL: "Texture",
     MESH_SEGMENTATION: "Segmentation",
     MESH_COMPLETION: "Part completion",
@@ -123,27 +127,52 @@ def task_label(task_type: Optional[str]) -> str:
 
 # --------------------------------------------------------------------------- versions
 
+# Every request sends its model version: the DEFAULT_* below are what we send when the user
+# chose none (defined here once), so no result depends on what the server would pick.
+
 #: Known generation model versions (text/image/multiview to model). First is the default.
+#: P2-20260801 is Tripo's preview model (the official SDK tripo3d 1.0.0 lists it).
 GENERATION_MODELS: tuple[str, ...] = (
     "v3.1-20260211",
     "v3.0-20250812",
     "v2.5-20250123",
     "P1-20260311",
+    "P2-20260801",
 )
 DEFAULT_GENERATION_MODEL = "v3.1-20260211"
 TEXTURE_MODELS: tuple[str, ...] = ("v2.5-20250123", "v3.0-20250812", "v3.5-20260815")
+DEFAULT_TEXTURE_MODEL = "v3.0-20250812"
+#: The texture model that takes texture_quality "fast" and delight.
+TEXTURE_V35_MODEL = "v3.5-20260815"
 RIG_MODELS: tuple[str, ...] = ("v1.0-20240301", "v2.5-20260210", "v3.0-20260909")
-DEFAULT_RIG_MODEL = "v1.0-20240301"
+#: What we send (Tripo's current rig model).
+DEFAULT_RIG_MODEL = "v3.0-20260909"
+#: What the server uses when a request names no rig model (the official SDK tripo3d 1.0.0
+#: documents v1.0-20240301 as the server default): the model of an old rig made without one.
+SERVER_DEFAULT_RIG_MODEL = "v1.0-20240301"
 SEGMENT_MODELS: tuple[str, ...] = ("v1.0-20250506", "v2.0-20260430")
 DEFAULT_SEGMENT_MODEL = "v1.0-20250506"
 SEGMENT_V2_MODEL = "v2.0-20260430"
+DEFAULT_COMPLETION_MODEL = "v1.0-20250506"
 #: Decimation models; the reference names them without dates. Dated forms are accepted too.
 DECIMATE_MODELS: tuple[str, ...] = ("v1.0", "v2.0", "v3.0")
 DEFAULT_DECIMATE_MODEL = "v2.0"
+#: Smart low poly names as Tripo's product lists them; /v3/mesh/decimate takes only the short
+#: form, so they are sent as it (the official SDK tripo3d 1.0.0 maps them the same way).
+DECIMATE_MODEL_ALIASES: dict[str, str] = {
+    "P-v1.0-20250506": "v1.0",
+    "P-v2.0-20251225": "v2.0",
+    "P-v2.0-20251226": "v2.0",
+    "P-v3.0-20260909": "v3.0",
+}
 
 # --------------------------------------------------------------------------- enums
 
 QUALITIES = ("standard", "detailed")
+#: texture_quality of the texture step: "fast" needs the v3.5 texture model.
+TEXTURE_QUALITIES = ("standard", "detailed", "fast")
+DEPTH_KINDS = ("gray", "color")
+DEPTH_PROCESS_RES_RANGE = (126, 2016)
 TEXTURE_ALIGNMENTS = ("original_image", "geometry")
 ORIENTATIONS = ("default", "align_image")
 CONVERT_FORMATS = ("GLTF", "USDZ", "FBX", "OBJ", "STL", "3MF")
@@ -782,6 +811,10 @@ class TaskRequest(BaseModel):
     route: ClassVar[str] = ""
     #: Input fields and what they must hold: ``(dotted field, "image" | "model")``.
     file_fields: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: Options a server assumes when they are not sent: the declared defaults of the official
+    #: SDK tripo3d 1.0.0, which leaves values equal to them out of its requests. We send them
+    #: (see :meth:`to_body`), so the result never depends on what the server assumes.
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ validation
 
@@ -796,8 +829,12 @@ class TaskRequest(BaseModel):
     # ------------------------------------------------------------------ wire
 
     def to_body(self) -> dict[str, Any]:
-        """The JSON body sent to ``route`` (options left unset are omitted)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """The JSON body sent to ``route``: the options set, and every option of
+        :attr:`SERVER_DEFAULTS` left unset, at that default."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        for name, default in self.SERVER_DEFAULTS.items():
+            body.setdefault(name, default)
+        return body
 
     # ------------------------------------------------------------------ inputs
 
@@ -875,6 +912,11 @@ class _GenerationRequest(TaskRequest):
     #: Options P1 models do not take.
     P1_REFUSED: ClassVar[tuple[str, ...]] = ("quad", "smart_low_poly", "generate_parts",
                                              "geometry_quality")
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "texture": True, "pbr": True, "texture_quality": "standard",
+        "geometry_quality": "standard", "auto_size": False, "quad": False,
+        "generate_parts": False, "smart_low_poly": False, "export_uv": True,
+    }
 
     @property
     def is_p1(self) -> bool:
@@ -923,6 +965,9 @@ class _GenerationRequest(TaskRequest):
             # P1 takes none of these; only unset / falsy values got past check().
             for name in self.P1_REFUSED:
                 body.pop(name, None)
+        if self.generate_parts:
+            # Parts are untextured: texture/pbr were checked to be false, never defaulted.
+            body["texture"], body["pbr"] = False, False
         return body
 
 
@@ -940,10 +985,19 @@ class TextToModelRequest(_GenerationRequest):
         super().check()
 
 
+_IMAGE_GENERATION_DEFAULTS: dict[str, Any] = {
+    "texture_alignment": "original_image", "orientation": "default",
+}
+
+
 class ImageToModelRequest(_GenerationRequest):
     task_type: ClassVar[str] = IMAGE_TO_MODEL
     route: ClassVar[str] = "/v3/generation/image-to-model"
     file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "image"),)
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {
+        **_GenerationRequest.SERVER_DEFAULTS, **_IMAGE_GENERATION_DEFAULTS,
+        "enable_image_autofix": False,
+    }
 
     input: str
     texture_alignment: Optional[_Alignment] = None
@@ -1014,6 +1068,10 @@ class MultiviewToModelRequest(_GenerationRequest):
     task_type: ClassVar[str] = MULTIVIEW_TO_MODEL
     route: ClassVar[str] = "/v3/generation/multiview-to-model"
     file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("inputs", "image"),)
+    # The official SDK tripo3d 1.0.0 declares no enable_image_autofix for multiview.
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {
+        **_GenerationRequest.SERVER_DEFAULTS, **_IMAGE_GENERATION_DEFAULTS,
+    }
 
     inputs: Optional[list[Optional[str]]] = None
     input: Optional[str] = None
@@ -1030,6 +1088,27 @@ class MultiviewToModelRequest(_GenerationRequest):
     def check(self) -> None:
         _check_views_or_task(self.inputs, self.input, "a multiview image task")
         super().check()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_reference(cls, data: Any) -> Any:
+        # The wire form of "the views of a multiview image task" (below) read back, e.g. from
+        # a journal that stored the body: [{"task_id": id}] is that task's id.
+        if isinstance(data, dict):
+            inputs = data.get("inputs")
+            if (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], dict)
+                    and set(inputs[0]) == {"task_id"} and data.get("input") is None):
+                data = {**data, "input": inputs[0]["task_id"]}
+                del data["inputs"]
+        return data
+
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        if "input" in body:
+            # The official SDK tripo3d 1.0.0 names a multiview image task as
+            # inputs: [{"task_id": ...}]; apiv3 has no ``input`` on this route.
+            body["inputs"] = [{"task_id": body.pop("input")}]
+        return body
 
     @field_validator("inputs", mode="before")
     @classmethod
@@ -1060,25 +1139,50 @@ class TextToImageRequest(TaskRequest):
 
 
 class GenerateImageRequest(TaskRequest):
-    """Image to image: a prompt applied to a reference image."""
+    """Image to image: a prompt and/or a template applied to one reference image (``input``)
+    or several (``inputs``). ``t_pose`` puts the subject in a T-pose, ``sketch_to_render``
+    renders a sketch; ``template`` names one of Tripo's image templates (e.g. "t-pose")."""
 
     task_type: ClassVar[str] = GENERATE_IMAGE
     route: ClassVar[str] = "/v3/generation/image-to-image"
-    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "image"),)
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "image"), ("inputs", "image"))
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"t_pose": False, "sketch_to_render": False}
 
-    prompt: str
-    input: str
+    prompt: Optional[str] = None
+    input: Optional[str] = None
+    inputs: Optional[list[str]] = None
     negative_prompt: Optional[str] = None
     model: Optional[str] = None
     image_seed: Optional[int] = Field(None, ge=0)
+    template: Optional[str] = None
+    t_pose: Optional[bool] = None
+    sketch_to_render: Optional[bool] = None
 
     @field_validator("input")
     @classmethod
-    def _input(cls, value: str) -> str:
+    def _input(cls, value: Optional[str]) -> Optional[str]:
         return _check_input_value(value, "input", what="the reference image")
 
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: Optional[list[str]]) -> Optional[list[str]]:
+        if value is None:
+            return None
+        return [_check_input_value(v, f"inputs[{i}]", what="a reference image")
+                for i, v in enumerate(value)]
+
     def check(self) -> None:
-        _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=True)
+        if self.input is not None and self.inputs is not None:
+            raise ValidationError("give either input (one reference image) or inputs (several), "
+                                  "not both.", field="inputs")
+        if self.input is None and not self.inputs:
+            raise ValidationError("input is required: the reference image (or inputs, several).",
+                                  field="input")
+        if self.template is not None and not self.template.strip():
+            raise ValidationError("template is empty: name a template or leave it unset.",
+                                  field="template")
+        # The official SDK lets the prompt go only when a template says what to do.
+        _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=self.template is None)
         _check_prompt(self.negative_prompt, "negative_prompt", NEGATIVE_PROMPT_MAX, required=False)
 
 
@@ -1102,38 +1206,102 @@ class GenerateMultiviewImageRequest(TaskRequest):
         _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=False)
 
 
+class ViewPrompt(BaseModel):
+    """One view's edit instruction in ``edit_multiview_image``."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    view: Literal["front", "left", "back", "right"]
+    prompt: str
+
+    @model_validator(mode="after")
+    def _prompt(self) -> "ViewPrompt":
+        _check_prompt(self.prompt, f"prompts ({self.view} view)", PROMPT_MAX, required=True)
+        return self
+
+
 class EditMultiviewImageRequest(TaskRequest):
-    """Edit multiview images with a prompt: ``input`` = the id of a multiview image task, or
-    ``inputs`` = the views ``[front, left, back, right]``."""
+    """Edit the views of a multiview image task, one instruction per view: ``input`` = the id
+    of that task, ``prompts`` = ``[{"view": "front", "prompt": "add a hat"}, ...]`` (a dict
+    ``{"front": "add a hat"}`` is accepted too). Views without an instruction stay as they are.
+
+    The official SDK tripo3d 1.0.0 sends exactly ``input`` and ``prompts`` (a list of string
+    maps); the keys ``view`` and ``prompt`` of each map are what public Tripo clients send."""
 
     task_type: ClassVar[str] = EDIT_MULTIVIEW_IMAGE
     route: ClassVar[str] = "/v3/generation/edit-multiview"
-    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("inputs", "image"),)
 
-    prompt: str
-    input: Optional[str] = None
-    inputs: Optional[list[Optional[str]]] = None
-    model: Optional[str] = None
+    input: str
+    prompts: list[ViewPrompt]
 
     @field_validator("input")
     @classmethod
-    def _input(cls, value: Optional[str]) -> Optional[str]:
+    def _input(cls, value: str) -> str:
         return _check_input_value(value, "input", allowed=(InputKind.TASK_ID,),
                                   what="a multiview image task")
 
-    @field_validator("inputs", mode="before")
+    @field_validator("prompts", mode="before")
     @classmethod
-    def _inputs_shape(cls, value: Any) -> Any:
-        return _validate_views_shape(value)
-
-    @field_validator("inputs")
-    @classmethod
-    def _inputs(cls, value: Optional[list[Optional[str]]]) -> Optional[list[Optional[str]]]:
-        return _validate_views(value)
+    def _prompts_shape(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # {"front": "add a hat", ...}
+            unknown = set(value) - set(MULTIVIEW_SLOTS)
+            if unknown:
+                raise ValidationError(
+                    f"prompts: unknown view(s) {', '.join(sorted(map(str, unknown)))}; the views "
+                    "are front, left, back, right.",
+                    field="prompts",
+                )
+            value = [{"view": view, "prompt": value[view]} for view in MULTIVIEW_SLOTS
+                     if isinstance(value.get(view), str) and value[view].strip()]
+        return value
 
     def check(self) -> None:
-        _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=True)
-        _check_views_or_task(self.inputs, self.input, "a multiview image task")
+        if not self.prompts:
+            raise ValidationError("prompts is empty: give an instruction for at least one view.",
+                                  field="prompts")
+        views = [p.view for p in self.prompts]
+        twice = sorted({v for v in views if views.count(v) > 1})
+        if twice:
+            raise ValidationError(f"prompts names the {', '.join(twice)} view more than once.",
+                                  field="prompts")
+
+
+class ImageToSplatRequest(TaskRequest):
+    """A Gaussian splat of the subject of one image."""
+
+    task_type: ClassVar[str] = IMAGE_TO_SPLAT
+    route: ClassVar[str] = "/v3/generation/image-to-splat"
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "image"),)
+
+    input: str
+    model_seed: Optional[int] = Field(None, ge=0)
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: str) -> str:
+        return _check_input_value(value, "input", what="the image")
+
+
+class ImageToDepthRequest(TaskRequest):
+    """A depth map of one image: ``kind`` gray or color, at ``process_res`` (126..2016 px)."""
+
+    task_type: ClassVar[str] = IMAGE_TO_DEPTH
+    route: ClassVar[str] = "/v3/generation/image-to-depth"
+    file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "image"),)
+    # The server defaults the official SDK tripo3d 1.0.0 documents for this route.
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"kind": "gray", "process_res": 504}
+
+    input: str
+    kind: Optional[Literal["gray", "color"]] = None
+    process_res: Optional[int] = None
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, value: str) -> str:
+        return _check_input_value(value, "input", what="the image")
+
+    def check(self) -> None:
+        _check_range(self.process_res, "process_res", *DEPTH_PROCESS_RES_RANGE, why=" px")
 
 
 # --------------------------------------------------------------------------- post-processing
@@ -1189,10 +1357,18 @@ class TextureModelRequest(_ModelInputRequest):
         ("texture_prompt.style_image", "image"),
     )
 
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "texture": True, "pbr": True, "texture_quality": "standard",
+        "texture_alignment": "original_image", "bake": True,
+        # Not a server default: the version we send when none was chosen.
+        "model": DEFAULT_TEXTURE_MODEL,
+    }
+
+    # None until chosen (a provider that cannot choose versions, 3D AI Studio, must tell).
     model: Optional[str] = None
     texture: Optional[bool] = None
     pbr: Optional[bool] = None
-    texture_quality: Optional[_Quality] = None
+    texture_quality: Optional[Literal["standard", "detailed", "fast"]] = None
     texture_alignment: Optional[_Alignment] = None
     model_seed: Optional[int] = Field(None, ge=0)
     texture_seed: Optional[int] = Field(None, ge=0)
@@ -1200,6 +1376,8 @@ class TextureModelRequest(_ModelInputRequest):
     bake: Optional[bool] = None
     compress: Optional[Literal["geometry"]] = None
     texture_prompt: Optional[TexturePrompt] = None
+    #: Remove baked-in lighting from the texture (texture model v3.5).
+    delight: Optional[bool] = None
 
     def check(self) -> None:
         if self.model is not None and self.model not in TEXTURE_MODELS:
@@ -1208,6 +1386,14 @@ class TextureModelRequest(_ModelInputRequest):
                 f"{', '.join(TEXTURE_MODELS)}.",
                 field="model",
             )
+        if (self.model or DEFAULT_TEXTURE_MODEL) != TEXTURE_V35_MODEL:
+            if self.texture_quality == "fast":
+                raise ValidationError(
+                    f"texture_quality 'fast' needs texture model {TEXTURE_V35_MODEL}.",
+                    field="texture_quality")
+            if self.delight is not None:
+                raise ValidationError(f"delight needs texture model {TEXTURE_V35_MODEL}.",
+                                      field="delight")
         if self.texture is False and self.pbr is False:
             raise ValidationError(
                 "texture and pbr are both off, so there is nothing to texture; turn one on.",
@@ -1221,6 +1407,8 @@ class MeshSegmentationRequest(_ModelInputRequest):
     route: ClassVar[str] = "/v3/mesh/segment"
     file_fields: ClassVar[tuple[tuple[str, str], ...]] = (("input", "model"),
                                                           ("ref_image", "image"))
+
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"model": DEFAULT_SEGMENT_MODEL}
 
     model: Optional[str] = None
     segmentation_granularity: Optional[Literal["simple", "balanced", "detailed"]] = None
@@ -1254,6 +1442,8 @@ class MeshCompletionRequest(_ModelInputRequest):
     input_kinds: ClassVar[tuple[InputKind, ...]] = (InputKind.TASK_ID,)
     input_what: ClassVar[str] = "a segmentation task"
 
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"model": DEFAULT_COMPLETION_MODEL}
+
     model: Optional[str] = None
     part_names: Optional[list[str]] = None
     completion_mode: Optional[Literal["ai_completion", "quick_cap"]] = None
@@ -1263,6 +1453,7 @@ class MeshCompletionRequest(_ModelInputRequest):
 
 
 def _decimate_major(model: str) -> Optional[str]:
+    model = DECIMATE_MODEL_ALIASES.get(model, model)
     match = re.match(r"^v([123])\.0(?:-\d{8})?$", model)
     return f"v{match.group(1)}.0" if match else None
 
@@ -1272,6 +1463,8 @@ class HighpolyToLowpolyRequest(_ModelInputRequest):
 
     task_type: ClassVar[str] = HIGHPOLY_TO_LOWPOLY
     route: ClassVar[str] = "/v3/mesh/decimate"
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"quad": False, "bake": True,
+                                                 "model": DEFAULT_DECIMATE_MODEL}
 
     model: Optional[str] = None
     face_limit: Optional[int] = None
@@ -1292,10 +1485,15 @@ class HighpolyToLowpolyRequest(_ModelInputRequest):
                          why=" quads when quad is on")
         else:
             _check_range(self.face_limit, "face_limit", *DECIMATE_FACE_RANGE, why=" triangles")
-        if self.smart_uv and (self.model is None or _decimate_major(self.model) != "v3.0"):
+        if self.smart_uv and _decimate_major(self.model or DEFAULT_DECIMATE_MODEL) != "v3.0":
             raise ValidationError("smart_uv needs smart low poly model v3.0 (set model to v3.0).",
                                   field="smart_uv")
         _check_part_names(self.part_names)
+
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        body["model"] = DECIMATE_MODEL_ALIASES.get(body["model"], body["model"])
+        return body
 
 
 class MeshUvRequest(_ModelInputRequest):
@@ -1313,6 +1511,9 @@ class AnimatePrerigcheckRequest(_ModelInputRequest):
 class AnimateRigRequest(_ModelInputRequest):
     task_type: ClassVar[str] = ANIMATE_RIG
     route: ClassVar[str] = "/v3/animations/rig"
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"rig_type": "biped", "spec": "tripo",
+                                                 "out_format": "glb",
+                                                 "model": DEFAULT_RIG_MODEL}
 
     model: Optional[str] = None
     rig_type: Optional[Literal["biped", "quadruped", "hexapod", "octopod", "avian", "serpentine",
@@ -1327,11 +1528,11 @@ class AnimateRigRequest(_ModelInputRequest):
                 f"{', '.join(RIG_MODELS)}.",
                 field="model",
             )
-        model = self.model or DEFAULT_RIG_MODEL
-        if self.spec in RIG_SPECS_NEEDING_NEW_MODEL and model == DEFAULT_RIG_MODEL:
+        if self.spec in RIG_SPECS_NEEDING_NEW_MODEL and \
+                (self.model or DEFAULT_RIG_MODEL) == RIG_MODELS[0]:
             raise ValidationError(
                 f"spec '{self.spec}' needs rig model {RIG_MODELS[1]} or {RIG_MODELS[2]} "
-                f"(the default {DEFAULT_RIG_MODEL} does not support it).",
+                f"({RIG_MODELS[0]} does not support it).",
                 field="spec",
             )
 
@@ -1344,6 +1545,9 @@ class AnimateRetargetRequest(_ModelInputRequest):
     route: ClassVar[str] = "/v3/animations/retarget"
     input_kinds: ClassVar[tuple[InputKind, ...]] = (InputKind.TASK_ID,)
     input_what: ClassVar[str] = "a rig task"
+    SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"out_format": "glb",
+                                                 "export_with_geometry": False,
+                                                 "animate_in_place": False}
 
     animation: Optional[str] = None
     animations: Optional[list[str]] = None
@@ -1432,6 +1636,14 @@ class ConvertModelRequest(_ModelInputRequest):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        for name, default in self.DEFAULTS.items():
+            # fbx_preset only applies to FBX (check() refuses it elsewhere).
+            if default is not None and (name != "fbx_preset" or self.format == "FBX"):
+                body.setdefault(name, default)
+        return body
+
     def non_default_options(self) -> list[str]:
         """Options set to something else than the server default (they make it "advanced")."""
         out = []
@@ -1467,6 +1679,7 @@ REQUEST_CLASSES: dict[str, type[TaskRequest]] = {
     for cls in (
         TextToModelRequest, ImageToModelRequest, MultiviewToModelRequest, TextToImageRequest,
         GenerateImageRequest, GenerateMultiviewImageRequest, EditMultiviewImageRequest,
+        ImageToSplatRequest, ImageToDepthRequest,
         TextureModelRequest, MeshSegmentationRequest, MeshCompletionRequest,
         HighpolyToLowpolyRequest, MeshUvRequest, AnimatePrerigcheckRequest, AnimateRigRequest,
         AnimateRetargetRequest, ConvertModelRequest, ImportModelRequest,
@@ -1622,6 +1835,8 @@ CHAIN_RULES: dict[str, frozenset[str]] = {
     # Image inputs given as a task id (assumed from the v3 "input may be a task id" rule).
     IMAGE_TO_MODEL: frozenset({TEXT_TO_IMAGE, GENERATE_IMAGE}),
     GENERATE_IMAGE: frozenset({TEXT_TO_IMAGE, GENERATE_IMAGE}),
+    IMAGE_TO_SPLAT: frozenset({TEXT_TO_IMAGE, GENERATE_IMAGE}),
+    IMAGE_TO_DEPTH: frozenset({TEXT_TO_IMAGE, GENERATE_IMAGE}),
     GENERATE_MULTIVIEW_IMAGE: frozenset({TEXT_TO_IMAGE, GENERATE_IMAGE}),
     EDIT_MULTIVIEW_IMAGE: frozenset({GENERATE_MULTIVIEW_IMAGE, EDIT_MULTIVIEW_IMAGE}),
     # multiview ``input`` = a multiview image task (a view slot may hold an image task's id).

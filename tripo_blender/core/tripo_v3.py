@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import mimetypes
 import os
 import random
 import threading
@@ -66,7 +65,6 @@ from .http import (
 )
 from .provider import Balance, PollResult, Provider
 from .tasks import (
-    IMAGE_FORMATS,
     MAX_UPLOAD_BYTES,
     MODEL_FILE_FORMATS,
     RETIRED_TASK_TYPES,
@@ -98,6 +96,20 @@ CHINA_BASE_URL = "https://openapi.tripo3d.com"
 MULTIPART_MAX_BYTES = 50 * 1024 * 1024
 #: How far before ``sent_at`` reconciliation looks for the task (clock skew allowance).
 RECONCILE_WINDOW_SECONDS = 120.0
+#: Content type of an upload by file format, on the multipart part and on the presigned PUT.
+#: The official SDK tripo3d 1.0.0 takes it from Python's ``mimetypes``, whose answer depends on
+#: the system's tables: fixed here, so every machine sends the same (a GLB is
+#: ``model/gltf-binary``, as the SDK sends it; FBX has no registered type, so it is the SDK's
+#: fallback ``application/octet-stream``).
+UPLOAD_CONTENT_TYPES: dict[str, str] = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "glb": "model/gltf-binary",
+    "fbx": "application/octet-stream",
+    "obj": "model/obj",
+    "stl": "model/stl",
+}
 #: Task ids per ``POST /v3/tasks/list``.
 POLL_CHUNK = 100
 _USAGE_PAGE = 50
@@ -577,10 +589,9 @@ class TripoV3Provider(Provider):
         return token
 
     def _upload_multipart(self, path: Path, fmt: str) -> str:
-        mime = mimetypes.types_map.get("." + fmt) or (
-            f"image/{fmt}" if fmt in IMAGE_FORMATS else "application/octet-stream")
         with open(path, "rb") as fh:
-            data = self._call("POST", "/v3/files", files={"file": (path.name, fh, mime)},
+            data = self._call("POST", "/v3/files",
+                              files={"file": (path.name, fh, UPLOAD_CONTENT_TYPES[fmt])},
                               timeout=self.upload_timeout)
         return self._token_from(data)
 
@@ -594,6 +605,7 @@ class TripoV3Provider(Provider):
             with open(path, "rb") as fh:
                 resp = self._plain.put(url, data=fh, timeout=self.upload_timeout,
                                        headers={"Authorization": None,
+                                                "Content-Type": UPLOAD_CONTENT_TYPES[fmt],
                                                 "Content-Length": str(size)})
         except requests.RequestException as exc:
             raise network_error_from(exc, what="the upload server") from exc

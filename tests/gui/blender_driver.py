@@ -44,7 +44,10 @@ def invoke(idname: str, **properties):
     """Calls an operator as a click on its button does: INVOKE_DEFAULT in the sidebar."""
     group, name = idname.split(".")
     with bpy.context.temp_override(**view3d_sidebar()):
-        return sorted(getattr(getattr(bpy.ops, group), name)("INVOKE_DEFAULT", **properties))
+        try:
+            return sorted(getattr(getattr(bpy.ops, group), name)("INVOKE_DEFAULT", **properties))
+        except RuntimeError:  # an operator that reports an error; the message is in reports()
+            return ["CANCELLED"]
 
 
 def run_in(override: dict, fn, *args, **kwargs):

@@ -75,8 +75,6 @@ def test_a_generate_from_the_panel(user, launch, emulator):
 
 # --- b. a result lands while the user works in a mode or a modal tool ---------------------------
 
-@pytest.mark.xfail(reason="issue 11: the glTF import ends the user's mode and replaces the selection",
-                   strict=True)
 @pytest.mark.parametrize("situation", ["EDIT", "SCULPT", "TRANSFORM"])
 def test_b_result_waits_for_the_users_mode(user, launch, emulator, situation):
     blender = launch(user)
@@ -113,7 +111,6 @@ def test_b_result_waits_for_the_users_mode(user, launch, emulator, situation):
 
 # --- c. autosave keeps running --------------------------------------------------------------------
 
-@pytest.mark.xfail(reason="issue 11: the modal job monitor holds back Blender's autosave", strict=True)
 def test_c_autosave_runs_while_a_job_is_in_flight(tmp_path, extension_zip, launch, emulator):
     from harness import BlenderUser
 
@@ -155,8 +152,6 @@ def test_d_kill_mid_job_then_restart_imports_once(user, launch, emulator):
 
 # --- e. another .blend is opened mid-job ----------------------------------------------------------
 
-@pytest.mark.xfail(reason="issue 11: a job lands in whatever file is open, not the one that submitted it",
-                   strict=True)
 def test_e_result_belongs_to_the_file_that_asked(user, launch, emulator):
     emulator.reset(task_seconds=6.0)
     file_a, file_b = user.root / "a.blend", user.root / "b.blend"
@@ -177,7 +172,6 @@ def test_e_result_belongs_to_the_file_that_asked(user, launch, emulator):
 
 # --- f. a second Blender process ------------------------------------------------------------------
 
-@pytest.mark.xfail(reason="issue 11: every Blender process resumes every job in the journal", strict=True)
 def test_f_second_process_leaves_the_job_alone(user, launch, emulator):
     emulator.reset(task_seconds=8.0)
     scene = user.root / "first.blend"
@@ -207,7 +201,6 @@ result = {'modal': [n for n in modal_operator_names() if n.startswith('TRIPO_')]
 """
 
 
-@pytest.mark.xfail(reason="issue 11: disabling mid-job leaves the monitor's window timer behind", strict=True)
 def test_g_disable_mid_job_leaves_nothing_and_enable_resumes(user, launch, emulator):
     emulator.reset(task_seconds=8.0)
     blender = launch(user)
@@ -226,8 +219,6 @@ def test_g_disable_mid_job_leaves_nothing_and_enable_resumes(user, launch, emula
     assert len(emulator.creates()) == 1
 
 
-@pytest.mark.xfail(reason="issue 16: Blender frees the preferences on disable, so the key and host are lost",
-                   strict=True)
 def test_g_settings_survive_disable_and_enable(user, launch, emulator):
     blender = launch(user, connect=False)
     settings = {"api_key": emulator.api_key, "api_base": "custom", "custom_base_url": emulator.base_url,
@@ -286,8 +277,6 @@ def test_h_selection_panel_retexture_parts_then_rig_and_animate(user, launch, em
 
 # --- i. undo and redo around an import and a selection action ------------------------------------
 
-@pytest.mark.xfail(reason="issue 11: the selection operators write their marks without an undo step",
-                   strict=True)
 def test_i_undo_redo_never_loses_a_paid_result(user, launch, emulator):
     emulator.reset(task_seconds=3.0)
     blender = launch(user)

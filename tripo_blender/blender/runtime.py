@@ -272,11 +272,13 @@ class Runtime:
     def lands_here(self, job: dict) -> bool:
         """Whether a ready job belongs to the open file (else it waits for "Import here")."""
         generation = self.submitted_in.get(job["job_id"])
-        if generation is not None:
-            return generation == self.file_generation
+        if generation == self.file_generation:
+            return True  # still the file it was submitted in (a Save As keeps it so)
         owner = job.get("owner") or {}
-        if owner.get("blend"):
+        if owner.get("blend"):  # its saved file, reopened after another one
             return _same_file(owner["blend"], current_blend())
+        if generation is not None:
+            return False  # submitted in an unsaved file that has since been closed
         # From an unsaved file: only this process's own job (e.g. after disable/enable) lands in
         # an unsaved file; a crashed process's unsaved file is gone.
         return not current_blend() and "adopted_from" not in owner and ownership.is_this_process(owner)

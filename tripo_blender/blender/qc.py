@@ -102,7 +102,7 @@ def _texture_state(meshes) -> tuple[int, list[str], int]:
             if material is None or material.name in seen:
                 continue
             seen.add(material.name)
-            nodes = material.node_tree.nodes if material.use_nodes and material.node_tree else []
+            nodes = material.node_tree.nodes if _shades_with_nodes(material) else []
             textures = [n for n in nodes if n.type == "TEX_IMAGE"]
             if not textures:
                 bare += 1
@@ -250,3 +250,11 @@ def summary(result: dict) -> str:
         return "QC ok"
     details = [f"{name} ({result['checks'][name].get('message', '')})" for name in result.get("failed", [])]
     return "QC FAILED: " + "; ".join(details)
+
+
+def _shades_with_nodes(material) -> bool:
+    """Blender 5.0+ always shades with the node tree (and deprecates `use_nodes`); before, a
+    material may keep a node tree it does not use."""
+    if material.node_tree is None:
+        return False
+    return bpy.app.version >= (5, 0) or material.use_nodes

@@ -163,8 +163,7 @@ def test_job_in_flight_during_the_disable_lands_once_after_enable(connected, tmo
     job_id = tmod("api").generate("a stone well", wait_for_result=False)
     disable_then_enable()  # frees the preferences: the key must come back for the job to resume
     assert current_prefs().api_key == connected.api_key
-    runtime = tmod("blender.runtime").get_runtime()
-    assert runtime.engine is not None, "register() did not resume the journaled job"
+    # In background mode nothing resumes on its own (issue 11): the script's wait resumes the job.
     assert tmod("api").wait([job_id], timeout=60)[0].job["state"] == "imported"
     assert len([o for o in bpy.data.objects if "tripo" in o]) == 1
     assert len(connected.creates()) == 1

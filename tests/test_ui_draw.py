@@ -66,6 +66,8 @@ def draw_all(context) -> list:
     for cls in bpy.types.Panel.__subclasses__():
         if not cls.__module__.startswith(PACKAGE):
             continue
+        if getattr(bpy.types, getattr(cls, "bl_idname", cls.__name__), None) is not cls:
+            continue  # a class left from before a disable/enable, no longer registered
         if hasattr(cls, "poll") and not cls.poll(context):
             continue
         panel = type("FakePanel", (), {"layout": RecordingLayout(log)})()

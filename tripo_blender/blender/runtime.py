@@ -392,6 +392,16 @@ class Runtime:
         deadline = None if timeout is None else time.monotonic() + timeout
         last_report = 0.0
         pending = set(job_ids)
+        unknown = pending - set(self.jobs)
+        if unknown:  # e.g. submitted before a disable/enable or a crash: the script waits for them
+            engine = self.ensure_engine(context)
+            for record in engine.resume_from_journal(only=unknown):
+                self.jobs.setdefault(record["job_id"], record)
+                log.info("resuming %s from the journal", describe(record))
+            missing = unknown - set(self.jobs)
+            if missing:
+                raise KeyError(f"no such job in this process or the journal (or another Blender "
+                               f"owns it): {sorted(missing)}")
         while pending:
             self.tick(context)
             for job_id in list(pending):

@@ -22,6 +22,7 @@ import bpy
 
 CONTROL_DIR = Path(os.environ["TRIPO_GUI_CONTROL_DIR"])
 PACKAGE = "bl_ext.user_default.tripo_blender"
+OPERATOR_ERRORS: list[str] = []
 
 
 def view3d_sidebar() -> dict:
@@ -45,8 +46,10 @@ def invoke(idname: str, **properties):
     group, name = idname.split(".")
     with bpy.context.temp_override(**view3d_sidebar()):
         try:
-            return sorted(getattr(getattr(bpy.ops, group), name)("INVOKE_DEFAULT", **properties))
-        except RuntimeError:  # an operator that reports an error; the message is in reports()
+            # undo=True: a button click pushes the operator's undo step, a plain Python call not.
+            return sorted(getattr(getattr(bpy.ops, group), name)("INVOKE_DEFAULT", True, **properties))
+        except RuntimeError as exc:  # the operator reported an error: keep its text
+            OPERATOR_ERRORS.append(str(exc))
             return ["CANCELLED"]
 
 
@@ -56,16 +59,9 @@ def run_in(override: dict, fn, *args, **kwargs):
 
 
 def reports() -> list[str]:
-    """The messages Blender showed (Info reports), oldest first."""
-    before = set(bpy.data.texts.keys())
-    with bpy.context.temp_override(**view3d_main()):
-        bpy.ops.ui.reports_to_textblock()
-    new = [t for t in bpy.data.texts if t.name not in before] or [bpy.data.texts.get("Recent Reports")]
-    text = new[0].as_string() if new and new[0] else ""
-    for t in new:
-        if t is not None:
-            bpy.data.texts.remove(t)
-    return [line for line in text.splitlines() if line.strip()]
+    """The error reports of the operators invoked through `invoke` (Blender shows the same text
+    in the status bar and the Info log; Python receives it as the RuntimeError's message)."""
+    return list(OPERATOR_ERRORS)
 
 
 def modal_operator_names() -> list[str]:

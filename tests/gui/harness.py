@@ -143,7 +143,6 @@ class GuiBlender:
         self.xserver, self.user, self.screenshots, self.name = xserver, user, screenshots, name
         self.control = user.root / f"control-{name}-{uuid.uuid4().hex[:6]}"
         self.control.mkdir(parents=True)
-        self.shots = 0
         command = [str(real_blender()), "--window-geometry", "0", "0", str(SCREEN_SIZE[0]), str(SCREEN_SIZE[1]),
                    "--online-mode" if online else "--offline-mode", "--python", str(DRIVER)]
         if blend is not None:
@@ -192,8 +191,8 @@ class GuiBlender:
                           what=what or expression)
 
     def screenshot(self, step: str) -> Path:
-        self.shots += 1
-        return self.xserver.screenshot(self.screenshots / f"{self.shots:02d}-{self.name}-{step}.png")
+        number = len(list(self.screenshots.glob("*.png"))) + 1  # one sequence per test, all windows
+        return self.xserver.screenshot(self.screenshots / f"{number:02d}-{self.name}-{step}.png")
 
     def key(self, *keys: str) -> None:
         self.xserver.xdotool("key", "--clearmodifiers", *keys)

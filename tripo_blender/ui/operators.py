@@ -22,6 +22,7 @@ from ..blender import importer
 from ..blender.runtime import describe, get_runtime
 from ..blender.settings import OfflineError, user_data_dir
 from ..core import errors, recipes
+from .timer import redraw_tripo_panels
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def user_message(exc: BaseException) -> str:
 
 
 def submit_and_follow(operator, context, job, wait: bool = False) -> set[str]:
-    """Submits a job; in the UI starts the monitor, in background mode waits for the import."""
+    """Submits a job; in the UI the timer follows it, in background mode this waits for the import."""
     runtime = get_runtime()
     try:
         job_id = runtime.submit(job, context)
@@ -82,6 +83,8 @@ def submit_and_follow(operator, context, job, wait: bool = False) -> set[str]:
     if bpy.app.background or wait:
         return finish_synchronously(operator, context, [job_id])
     operator.report({"INFO"}, f"Submitted {job.label}")
+    # Show the new job at once, however the operator was called (button, F3 search, a script).
+    redraw_tripo_panels(context)
     return {"FINISHED"}
 
 

@@ -39,3 +39,29 @@ class Emulator:
     def close(self):
         self.process.terminate()
         self.process.wait(10)
+
+
+def rerun_with_temporary_user_dir(script: str, argv: list[str]) -> None:
+    """Inside Blender: unless already done, runs `script` again in a new Blender whose user
+    folders are a temporary one, and exits with its status. Blender reads its user folders at
+    start-up, so this is how a benchmark avoids installing into a real profile."""
+    if os.environ.get("TRIPO_BENCH_USER_DIR"):
+        return
+    import tempfile
+
+    user_dir = tempfile.mkdtemp(prefix="tripo-bench-user-")
+    env = dict(os.environ, BLENDER_USER_RESOURCES=user_dir, TRIPO_BENCH_USER_DIR=user_dir)
+    blender = os.environ.get("BLENDER_EXECUTABLE") or sys.argv[0]
+    status = subprocess.run([blender, "-b", "--python-exit-code", "1", "--python", script, "--",
+                             *argv], env=env).returncode
+    sys.exit(status)
+
+
+def install_extension(zip_path: str) -> str:
+    """Inside Blender: installs and enables the built extension; returns its module name."""
+    import bpy
+
+    bpy.context.preferences.system.use_online_access = True
+    bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default",
+                                             enable_on_install=True)
+    return "bl_ext.user_default.tripo_blender"

@@ -16,23 +16,15 @@ import importlib
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import bpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import REPO, Emulator  # noqa: E402
+from _bench_common import REPO, Emulator, install_extension, rerun_with_temporary_user_dir  # noqa: E402
 
 KEY = "tsk_benchmark_key"
-
-
-def install_extension(zip_path: str):
-    # BLENDER_USER_RESOURCES is a throw-away folder set before Blender started (see main()).
-    bpy.context.preferences.system.use_online_access = True
-    bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-    return "bl_ext.user_default.tripo_blender"
 
 
 def bench_ticks(package: str, emulator: Emulator, counts: list[int]) -> None:
@@ -102,16 +94,7 @@ def main() -> None:
     parser.add_argument("--extension-zip", default=os.environ.get("TRIPO_EXTENSION_ZIP"))
     parser.add_argument("--jobs", default="0,20,100")
     args = parser.parse_args(argv)
-    if not os.environ.get("TRIPO_BENCH_USER_DIR"):
-        # Blender reads its user folders at start-up: run again with a temporary one, so the
-        # benchmark never installs into a real profile.
-        import subprocess
-        user_dir = tempfile.mkdtemp(prefix="tripo-bench-user-")
-        env = dict(os.environ, BLENDER_USER_RESOURCES=user_dir, TRIPO_BENCH_USER_DIR=user_dir)
-        blender = os.environ.get("BLENDER_EXECUTABLE") or sys.argv[0]
-        status = subprocess.run([blender, "-b", "--python-exit-code", "1", "--python", __file__, "--", *argv],
-                                env=env).returncode
-        sys.exit(status)
+    rerun_with_temporary_user_dir(__file__, argv)
     import logging
     logging.getLogger().setLevel(logging.WARNING)
     package = install_extension(args.extension_zip)

@@ -3,7 +3,7 @@
 
     python scripts/tripo_emulator.py --host 127.0.0.1 --port 0 [--api-key KEY] [--task-seconds T]
         [--faults SPEC] [--blender CMD] [--cache-dir DIR] [--concurrency N] [--balance N] ...
-        [--aistudio-api-key KEY] [--aistudio-rate-limit N]
+        [--aistudio-api-key KEY] [--aistudio-rate-limit N] [--asset-profile light|realistic]
 
 Serves both wire formats: Tripo apiv3 under /v3/ and 3D AI Studio's under /v1/ (see
 emulator/aistudio.py).
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from emulator.server import DEFAULT_CACHE_DIR, EmulatorServer  # noqa: E402
 from emulator.faults import KINDS, TARGETS  # noqa: E402
+from emulator.state import ASSET_PROFILES  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the one key the 3D AI Studio routes accept (default: any key)")
     parser.add_argument("--aistudio-rate-limit", type=int, default=3,
                         help="3D AI Studio API requests allowed per key and minute (default 3)")
+    parser.add_argument("--asset-profile", choices=ASSET_PROFILES, default="light",
+                        help="what generation tasks produce: light props (default) or realistic, "
+                             "Tripo-sized models (~200k triangles, 2048² PBR textures, 15-25 MB)")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -74,7 +78,8 @@ def main(argv=None) -> int:
             concurrency_limit=args.concurrency, rate_limit_per_minute=args.rate_limit,
             balance=args.balance, blocked_word=args.blocked_word, url_ttl_seconds=args.url_ttl,
             slow_seconds=args.slow_seconds, factory_workers=args.factory_workers,
-            aistudio_api_key=args.aistudio_api_key, aistudio_rate_limit=args.aistudio_rate_limit)
+            aistudio_api_key=args.aistudio_api_key, aistudio_rate_limit=args.aistudio_rate_limit,
+            asset_profile=args.asset_profile)
     except ValueError as exc:  # a bad --faults spec
         logging.getLogger("tripo_emulator").error("%s", exc)
         return 2

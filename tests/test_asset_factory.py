@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
@@ -206,6 +207,52 @@ def test_model_face_limit_and_preview(factory):
     assert (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:4] == b"\x89PNG"
     loaded = bpy.data.images.load(str(image))
     assert tuple(loaded.size) == (256, 256)
+
+
+@pytest.mark.skipif(os.environ.get("TRIPO_SLOW_TESTS") != "1",
+                    reason="makes a 17 MB model with three 2048² textures (~15 s); "
+                           "set TRIPO_SLOW_TESTS=1 to run it")
+def test_realistic_profile_is_tripo_sized(factory):
+    result = factory.produce("model", {"prompt": "a mossy boulder", "seed": 2, "texture": True,
+                                       "pbr": True, "face_limit": None, "quad": False,
+                                       "generate_parts": False, "profile": "realistic"})
+    glb = Path(result["files"]["model"])
+    assert 15 <= glb.stat().st_size / 1e6 <= 25
+    data = glb.read_bytes()
+    (material_json,) = json.loads(data[20:20 + int.from_bytes(data[12:16], "little")])["materials"]
+    pbr = material_json["pbrMetallicRoughness"]
+    assert {"baseColorTexture", "metallicRoughnessTexture"} <= set(pbr)
+    assert "normalTexture" in material_json
+    assert material_json["occlusionTexture"]["index"] == pbr["metallicRoughnessTexture"]["index"]
+    import_file(glb)
+    (obj,) = meshes().values()
+    assert 190_000 <= triangles(obj) <= 210_000
+    assert obj.data.uv_layers
+    material = obj.data.materials[0]
+    textures = {n.image.name: n for n in image_nodes(obj)}
+    assert len(textures) == 3
+    assert all(tuple(n.image.size) == (2048, 2048) for n in textures.values())
+    bsdf = next(n for n in material.node_tree.nodes if n.type == "BSDF_PRINCIPLED")
+
+    def source_image(socket):
+        """The image a socket is fed from, through Separate Color / Normal Map nodes."""
+        node = socket.links[0].from_node
+        while node.type != "TEX_IMAGE":
+            node = node.inputs[0].links[0].from_node if node.type == "SEPARATE_COLOR" else \
+                node.inputs["Color"].links[0].from_node
+        return node.image
+
+    base = source_image(bsdf.inputs["Base Color"])
+    orm = source_image(bsdf.inputs["Roughness"])
+    assert source_image(bsdf.inputs["Metallic"]) == orm  # one ORM image, glTF's layout
+    normal = source_image(bsdf.inputs["Normal"])
+    assert len({base, orm, normal}) == 3
+    assert normal.colorspace_settings.name == "Non-Color"
+    # Real content, not flat colour: every texture varies across the image.
+    for image in (base, orm, normal):
+        pixels = np.empty(len(image.pixels), dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        assert pixels.reshape(-1, 4)[:, :3].std(axis=0).max() > 0.03, image.name
 
 
 def test_same_prompt_same_archetype_other_prompt_may_differ(factory):

@@ -573,6 +573,40 @@ def test_control_routes(api):
     assert_error(api.request("GET", f"/v3/tasks/{task_id}"), 404, 2001)
 
 
+def test_asset_profile_config_reaches_generation_requests(api, server, tmp_path):
+    assert api.control("GET", "config")["config"]["asset_profile"] == "light"
+    bad = api.http.post(f"{api.url}/_emulator/config", json={"asset_profile": "huge"}, timeout=30)
+    assert bad.status_code == 400
+    api.control("POST", "config", {"asset_profile": "realistic"})
+    task_id = api.create("/v3/generation/text-to-image", {"prompt": "a rock"})
+    assert server.api.tasks[task_id].asset_profile == "realistic"
+    api.control("POST", "reset")
+    assert api.control("GET", "config")["config"]["asset_profile"] == "light"
+
+    # What the producer asks the factory for (a recording stand-in; the real realistic model is
+    # checked by test_asset_factory.py's slow test).
+    from emulator.production import Producer
+    from emulator.state import Task
+
+    class RecordingFactory:
+        requests = []
+
+        def produce(self, op, params, inputs=None):
+            self.requests.append(params)
+            return {"files": {"model": str(tmp_path / "model.glb")}, "info": {}}
+
+    factory = RecordingFactory()
+    producer = Producer(lambda: factory, tmp_path)
+    for profile in ("light", "realistic"):
+        task = Task(task_id=profile, key=KEY, type="text_to_model", route="", input={},
+                    params={"prompt": "a rock", "model_seed": 1}, cost=0, created=0, duration=0,
+                    asset_profile=profile)
+        producer.run(task)
+    light, realistic = factory.requests
+    assert "profile" not in light  # light requests keep their cache keys
+    assert realistic == {**light, "profile": "realistic"}
+
+
 def rss_kb() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

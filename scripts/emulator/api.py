@@ -227,7 +227,8 @@ class TripoApi:
             self._settle(now)
             task = Task(task_id=str(uuid.uuid4()), key=key, type=spec.type, route=route,
                         input=body, params=params, cost=0, created=now,
-                        duration=self._task_duration())
+                        duration=self._task_duration(),
+                        asset_profile=self.config.asset_profile)
             self._resolve_inputs(task)
             if any(FAIL_WORD in t for t in texts):
                 task.planned_failure = (1001, "the generation failed on the server "

@@ -7,7 +7,8 @@ exception fails the task with error 1001 (server.py records it).
 
 Task type -> factory op:
 - text/image/multiview_to_model -> `model` (seed: `model_seed`, else from the prompt, else from
-  the image bytes; the prompt of an image the emulator generated is passed on)
+  the image bytes; the prompt of an image the emulator generated is passed on; `profile:
+  realistic` when the task was created under `Config.asset_profile = "realistic"`)
 - texture_model -> `texture` on the source's GLB; mesh_segmentation -> `segment` (with the
   source's part names); mesh_completion -> `complete`; highpoly_to_lowpoly -> `decimate`
 - uv_unwrap -> `decimate` with a face limit above any mesh's count: the factory has no UV op, and
@@ -90,13 +91,17 @@ class Producer:
     def _source_info(self, task: Task) -> dict:
         return dict(task.source.info) if isinstance(task.source, Task) else {}
 
-    def _model(self, prompt: str, seed: int, params: dict | None = None) -> dict:
+    def _model(self, prompt: str, seed: int, params: dict | None = None,
+               profile: str = "light") -> dict:
         params = params or {}
-        return self._produce("model", {
+        request = {
             "prompt": prompt, "seed": seed,
             "texture": params.get("texture", True), "pbr": params.get("pbr", True),
             "face_limit": params.get("face_limit"), "quad": params.get("quad", False),
-            "generate_parts": params.get("generate_parts", False)})
+            "generate_parts": params.get("generate_parts", False)}
+        if profile != "light":  # light requests keep their old cache keys
+            request["profile"] = profile
+        return self._produce("model", request)
 
     def _model_output(self, task: Task, result: dict, *, glb: Path | None = None,
                       info: dict | None = None) -> Output:
@@ -120,13 +125,14 @@ class Producer:
     def _text_to_model(self, task: Task) -> Output:
         p = task.params
         seed = p["model_seed"] if p["model_seed"] is not None else seed_of(p["prompt"])
-        return self._model_output(task, self._model(p["prompt"], seed, p), info={})
+        return self._model_output(task, self._model(p["prompt"], seed, p, task.asset_profile),
+                                  info={})
 
     def _image_model(self, task: Task, image: ImageRef) -> Output:
         p = task.params
         seed = p["model_seed"] if p["model_seed"] is not None else int(image.digest[:8], 16) & 0x7FFFFFFF
         prompt = image.prompt or f"object from image {image.digest[:12]}"
-        return self._model_output(task, self._model(prompt, seed, p), info={})
+        return self._model_output(task, self._model(prompt, seed, p, task.asset_profile), info={})
 
     def _image_to_model(self, task: Task) -> Output:
         return self._image_model(task, task.images["image"])

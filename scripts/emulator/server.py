@@ -392,12 +392,13 @@ class EmulatorServer:
                  balance: int = 10000, blocked_word: str = "forbidden",
                  url_ttl_seconds: float = 300.0, slow_seconds: float = 2.0, factory=None,
                  factory_workers: int = 2, aistudio_api_key: str | None = None,
-                 aistudio_rate_limit: int = 3):
+                 aistudio_rate_limit: int = 3, asset_profile: str = "light"):
         config = Config(api_key=api_key, task_seconds=task_seconds,
                              concurrency_limit=concurrency_limit,
                              rate_limit_per_minute=rate_limit_per_minute, balance=balance,
                              blocked_word=blocked_word, url_ttl_seconds=url_ttl_seconds,
                              slow_seconds=slow_seconds)
+        config.update({"asset_profile": asset_profile})  # validated like a config request
         self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
         self.blender_command = resolve_blender_command(blender_command)
         self.faults = FaultBook()

@@ -18,6 +18,9 @@ from pathlib import Path
 
 QUEUED_SHARE = 0.15
 ACTIVE = ("queued", "running")
+# What generation tasks produce: "light" small props (fast, the default for tests) or
+# "realistic" Tripo-sized models (~200k triangles, 2048² PBR textures, a GLB of 15-25 MB).
+ASSET_PROFILES = ("light", "realistic")
 FINAL = ("success", "failed")
 
 
@@ -37,6 +40,7 @@ class Config:
     blocked_word: str = "forbidden"
     url_ttl_seconds: float = 300.0
     slow_seconds: float = 2.0
+    asset_profile: str = "light"
 
     def update(self, changes: dict) -> None:
         """Applies `changes`; raises ValueError for an unknown key or a value of the wrong type."""
@@ -51,6 +55,9 @@ class Config:
             elif key == "blocked_word":
                 if not isinstance(value, str):
                     raise ValueError("blocked_word must be a string")
+            elif key == "asset_profile":
+                if value not in ASSET_PROFILES:
+                    raise ValueError(f"asset_profile must be one of {', '.join(ASSET_PROFILES)}")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{key} must be a non-negative number")
             elif isinstance(current, int):
@@ -130,6 +137,7 @@ class Task:
     source: "Task | FileSource | None" = None
     images: dict = field(default_factory=dict)  # role -> ImageRef | list[ImageRef | None]
     planned_failure: tuple[int, str] | None = None
+    asset_profile: str = "light"  # Config.asset_profile when the task was created
     # Filled by production:
     files: dict = field(default_factory=dict)  # output name -> Path
     glb: Path | None = None  # the model as GLB, what chained tasks start from

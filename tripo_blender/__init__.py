@@ -21,6 +21,7 @@ _MODULE_NAMES = (
     "ui.panels",
     "ui.selection_ops",
     "blender.runtime",
+    "blender.assets",
     "ui.timer",  # last in, first out: the timer stops before the runtime shuts down
 )
 

@@ -9,6 +9,7 @@ import uuid
 import bpy
 import pytest
 
+from test_batch import run_batch
 
 
 def catalog_id(tmod, path: str) -> str:
@@ -98,3 +99,72 @@ def test_catalog_file_is_written_beside_the_blend_and_the_asset_survives_a_reloa
     with bpy.data.libraries.load(str(blend), assets_only=True) as (data_from, _data_to):
         assert data_from.objects == [name]
 
+
+BATCH = """
+[batch]
+project = "Kit"
+naming = "{project}_{type}_{name}_{version}"
+blend = "kit.blend"
+
+[defaults]
+type = "prop"
+options = { model = "v3.1-20260211", face_limit = 3000 }
+
+[[jobs]]
+name = "crate_{material}"
+prompt = "a crate with {material} bands"
+vars = { material = ["iron", "brass"] }
+tags = ["warehouse"]
+
+[[jobs]]
+name = "cart"
+type = "vehicle"
+prompt = "a toy cart with wheels"
+options = { texture = false, pbr = false, generate_parts = true }
+
+[[jobs]]
+name = "pillar"
+prompt = "a stone pillar"
+qc = { max_faces = 100 }
+"""
+
+
+def test_batch_blend_is_an_asset_library_in_catalogs_with_previews(emulator, tmp_path, tmod):
+    emulator.configure(task_seconds=0.3)
+    batch = tmp_path / "kit.toml"
+    batch.write_text(BATCH)
+    out = tmp_path / "out"
+    result = run_batch(emulator, batch, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((out / "report.json").read_text())
+    asset_ids = [a["asset_id"] for a in report["assets"]]
+    assert len(asset_ids) == 4
+
+    blend = out / "kit.blend"
+    with bpy.data.libraries.load(str(blend), assets_only=True) as (data_from, _data_to):
+        marked = set(data_from.objects) | set(data_from.collections)
+    assert marked == set(asset_ids)
+
+    cats = tmod("blender.assets").read_catalogs(str(out / "blender_assets.cats.txt"))
+    assert {"Tripo/Kit/prop", "Tripo/Kit/vehicle"} <= set(cats.values())
+
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    by_name = {d.name: d for d in [*bpy.data.objects, *bpy.data.collections] if d.asset_data}
+    for asset_id in asset_ids:
+        data = by_name[asset_id]
+        tags = {t.name for t in data.asset_data.tags}
+        expected_type = "vehicle" if "_cart_" in asset_id else "prop"
+        assert cats[data.asset_data.catalog_id] == f"Tripo/Kit/{expected_type}"
+        assert f"type:{expected_type}" in tags
+        assert max(preview_pixels(data)) > 0.05, asset_id
+        qc_tag = "qc:failed" if "_pillar_" in asset_id else "qc:passed"
+        assert qc_tag in tags, (asset_id, tags)
+    crate = next(by_name[a] for a in asset_ids if "_crate_iron" in a)
+    crate_tags = {t.name for t in crate.asset_data.tags}
+    assert {"material:iron", "warehouse"} <= crate_tags
+    assert crate.asset_data.description == "a crate with iron bands"
+    assert isinstance(by_name[next(a for a in asset_ids if "_cart_" in a)], bpy.types.Collection)
+
+    sheet = report["contact_sheet"]
+    assert [c["label"] for c in sheet["cells"]] == [
+        f"{a} · {'QC failed' if '_pillar_' in a else 'QC ok'}" for a in asset_ids]

@@ -19,6 +19,7 @@ _MODULE_NAMES = (
     "ui.properties",
     "ui.operators",
     "ui.panels",
+    "ui.history",
     "ui.selection_ops",
     "blender.runtime",
     "blender.assets",

@@ -42,6 +42,7 @@ from pathlib import Path
 import bpy
 
 from ..core import batchfile, costs, errors, tasks
+from ..core import history as core_history
 from ..core import jobs as core_jobs
 from ..core.journal import Journal
 from ..core.settings import make_provider
@@ -286,6 +287,8 @@ class BatchRun:
     def execute(self) -> RunResult:
         conn = self.preflight()
         self.out.mkdir(parents=True, exist_ok=True)
+        # The History panel lists this run's tasks (its journal and sidecars) from now on.
+        core_history.add_root(blender_settings.user_data_dir(), self.out)
         self.prepare_blend()
         self.start_engine(conn)
         context = bpy.context

@@ -1,6 +1,7 @@
 """Builds the installable extension zip: blender_manifest.toml + tripo_blender/ + pydantic wheels.
 
     python scripts/build_extension.py [--blender BLENDER] [--out dist] [--force] [--quiet]
+                                      [--version X.Y.Z]
 
 1. Downloads the wheels of pydantic and what it needs (pydantic_core is compiled: one wheel per
    platform Blender ships and per Python ABI in use) into .cache/wheels, once.
@@ -9,6 +10,13 @@
 3. Stages the package (manifest beside __init__.py, wheels under ./wheels) and runs Blender's own
    extension builder and validator on it: the `blender_ext.py` CLI inside the bpy module, or
    `blender --command extension ...` when only a real Blender is available.
+4. Writes the extension repository's `index.json` beside the zip with Blender's own
+   `server-generate` (older zips of ours leave the folder: Blender takes one entry per id): the
+   folder is an extension repository
+   Blender installs from and checks for updates (Preferences > Get Extensions > Repositories,
+   URL `file:///<folder>/index.json` or the folder served over HTTP).
+`--version` builds another version than the manifest's (the committed manifest is unchanged):
+the update channel's tests use it.
 Prints the path of the built zip on stdout. Rebuilds only when an input changed.
 """
 
@@ -136,21 +144,42 @@ def extension_cli(blender: str | None) -> list[str]:
     raise SystemExit("neither the bpy module nor a Blender executable is available to build with")
 
 
-def build(blender: str | None, out_dir: Path, force: bool, quiet: bool) -> Path:
+def write_repository_index(cli: list[str], out_dir: Path, quiet: bool, keep: Path | None = None) -> Path:
+    """index.json of the extension repository `out_dir` (Blender's `server-generate`). Blender
+    reads one entry per extension id, so older zips of ours leave the folder first (`keep`)."""
+    if keep is not None:
+        for old in out_dir.glob("tripo_blender-*.zip"):
+            if old.resolve() != keep.resolve():
+                log(quiet, f"removing {old.name} from the repository (older build)")
+                old.unlink()
+    subprocess.run([*cli, "server-generate", "--repo-dir", str(out_dir)], check=True,
+                   stdout=subprocess.DEVNULL if quiet else None)
+    log(quiet, f"repository index: {out_dir / 'index.json'}")
+    return out_dir / "index.json"
+
+
+def build(blender: str | None, out_dir: Path, force: bool, quiet: bool, version: str | None = None) -> Path:
     wheels = fetch_wheels(quiet)
     manifest_text = write_manifest_wheels(wheels)
+    if version:
+        if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+            raise SystemExit(f"--version must be X.Y.Z (semver), not {version!r}")
+        manifest_text = re.sub(r'^version = "[^"]+"', f'version = "{version}"', manifest_text,
+                               count=1, flags=re.M)
     version = re.search(r'^version = "([^"]+)"', manifest_text, re.M).group(1)
     zip_path = out_dir / f"tripo_blender-{version}.zip"
     stamp = out_dir / ".build-stamp"
     digest = inputs_digest(manifest_text, wheels)
     if not force and zip_path.exists() and stamp.exists() and stamp.read_text() == digest:
         log(quiet, f"up to date: {zip_path}")
+        if not (out_dir / "index.json").is_file():
+            write_repository_index(extension_cli(blender), out_dir, quiet, keep=zip_path)
         return zip_path
 
     stage = out_dir / "stage"
     shutil.rmtree(stage, ignore_errors=True)
     shutil.copytree(PACKAGE_DIR, stage, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy2(MANIFEST, stage / "blender_manifest.toml")
+    (stage / "blender_manifest.toml").write_text(manifest_text, encoding="utf-8")
     (stage / "wheels").mkdir()
     for wheel in wheels:
         shutil.copy2(wheel, stage / "wheels" / wheel.name)
@@ -166,6 +195,7 @@ def build(blender: str | None, out_dir: Path, force: bool, quiet: bool) -> Path:
         raise SystemExit(f"Blender's validator rejected {zip_path}")
     log(quiet, "validated by Blender's extension validator")
     shutil.rmtree(stage)
+    write_repository_index(cli, out_dir, quiet, keep=zip_path)
     stamp.write_text(digest)
     return zip_path
 
@@ -176,9 +206,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "dist")
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--version", help="build this version instead of the manifest's (X.Y.Z)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    print(build(args.blender, args.out.resolve(), args.force, args.quiet))
+    print(build(args.blender, args.out.resolve(), args.force, args.quiet, args.version))
 
 
 if __name__ == "__main__":

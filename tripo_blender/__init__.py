@@ -19,8 +19,10 @@ _MODULE_NAMES = (
     "ui.properties",
     "ui.operators",
     "ui.panels",
+    "ui.history",
     "ui.selection_ops",
     "blender.runtime",
+    "blender.assets",
     "ui.timer",  # last in, first out: the timer stops before the runtime shuts down
 )
 

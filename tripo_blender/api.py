@@ -29,7 +29,7 @@ __all__ = [
     "read_metadata", "write_metadata", "tripo_objects", "Job", "Step", "JobFailed",
     "OfflineError", "errors",
     "retexture", "segment", "complete", "lowpoly", "rig_check", "rig", "animate", "convert",
-    "bring_to_tripo",
+    "bring_to_tripo", "import_task", "history", "reimport",
 ]
 
 
@@ -152,6 +152,36 @@ def run_task(task_type: str, source=None, *, name: str | None = None,
                       {"name": name or tasks.task_label(task_type)})
     job_id = submit(job)
     return wait(job_id, timeout)[0] if wait_for_result else job_id
+
+
+def import_task(task_id: str, *, name: str | None = None, wait_for_result: bool = True,
+                timeout: float | None = None):
+    """Imports a task made elsewhere with the same key (the web console, another machine): the
+    worker reads it (GET /v3/tasks/{id}), downloads its outputs and the model is imported with
+    its metadata. Nothing is created or billed. Returns a Result (or the job id)."""
+    job_id = _runtime.get_runtime().import_task(task_id, name=name)
+    return wait(job_id, timeout)[0] if wait_for_result else job_id
+
+
+def history(query: str = "", *, refresh: bool = True) -> list:
+    """Every task this machine knows (journals and sidecars), newest first, as
+    core.history.HistoryEntry; `query` keeps those whose prompt, task id, date (YYYY-MM-DD),
+    type or state contain every word of it."""
+    from .blender.history import get_history
+    cache = get_history()
+    if refresh or not cache.loaded:
+        cache.refresh()
+    return cache.search(query)
+
+
+def reimport(task_id: str):
+    """Imports a known task's downloaded model again (no network); returns the ImportResult."""
+    from .blender import history as _history
+    cache = _history.get_history()
+    entry = cache.get(task_id) or (cache.refresh() and cache.get(task_id))
+    if entry is None:
+        raise errors.ValidationError(f"Task {task_id} is not in this machine's history.")
+    return _history.reimport(bpy.context, entry)
 
 
 def estimate(task_type: str, *, provider: str | None = None, **params) -> costs.CostEstimate:

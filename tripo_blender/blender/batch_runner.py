@@ -17,7 +17,10 @@ What a run does, in order:
 4. Imports each finished asset on the main thread, runs QC, writes `<stem>.task.json` sidecars
    and the metadata, then submits the asset's per-part work (part names come from its model).
 5. Logs a progress line per finished job; at the end writes `report.json`, `report.txt`,
-   `contact_sheet.png` and saves the .blend. Exit status 1 when any job failed.
+   `contact_sheet.png` (each preview labelled with the asset's name and QC state) and saves the
+   .blend, which is an asset library: every asset marked (blender/assets.py), tagged with its
+   QC state, in a catalog per project and type listed in `blender_assets.cats.txt` beside it.
+   Exit status 1 when any job failed.
 
 Threads: the engine's worker does every network call and never touches bpy; everything here runs
 on the main thread, which blocks on the engine's event queue (background mode only).
@@ -39,10 +42,11 @@ from pathlib import Path
 import bpy
 
 from ..core import batchfile, costs, errors, tasks
+from ..core import history as core_history
 from ..core import jobs as core_jobs
 from ..core.journal import Journal
 from ..core.settings import make_provider
-from . import importer, metadata, qc as qc_checks, runtime
+from . import assets, importer, metadata, qc as qc_checks, runtime
 from . import settings as blender_settings
 
 log = logging.getLogger(__name__)
@@ -283,6 +287,8 @@ class BatchRun:
     def execute(self) -> RunResult:
         conn = self.preflight()
         self.out.mkdir(parents=True, exist_ok=True)
+        # The History panel lists this run's tasks (its journal and sidecars) from now on.
+        core_history.add_root(blender_settings.user_data_dir(), self.out)
         self.prepare_blend()
         self.start_engine(conn)
         context = bpy.context
@@ -545,6 +551,10 @@ class BatchRun:
             })
         except Exception as exc:  # noqa: BLE001
             log.warning("could not write the QC metadata of %s: %s", plan.asset_id, exc)
+        # The library's users filter on QC in the Asset Browser (a rerun replaces the old state).
+        assets.replace_tags(assets.marked_id_of(root), "qc:",
+                            ["qc:passed" if result_qc["passed"] else "qc:failed"]
+                            + [f"qc:{name}" for name in result_qc["failed"]])
         self.write_sidecars(record, result_qc, plan.import_step)
         return True
 
@@ -702,6 +712,8 @@ class BatchRun:
             log.error("could not save %s: %s", self.blend_path, exc)
         finally:
             prefs.save_version = versions
+        # The save handler writes them too; this run's library must have them either way.
+        assets.write_catalogs(str(self.blend_path))
         self.last_save = time.monotonic()
 
     def preview_of(self, plan: batchfile.AssetPlan) -> str | None:
@@ -886,8 +898,59 @@ def _load_pixels(path: str, size: int):
         bpy.data.images.remove(image)
 
 
+LABEL_HEIGHT = 34                 # px under each contact-sheet cell: the name, then the state
+LABEL_COLORS = {"QC ok": (0.55, 0.9, 0.55, 1.0), "QC failed": (1.0, 0.6, 0.1, 1.0),
+                "failed": (1.0, 0.35, 0.35, 1.0)}
+
+
+def cell_state(ok: bool, qc_ok: bool) -> str:
+    if not ok:
+        return "failed"
+    return "QC ok" if qc_ok else "QC failed"
+
+
+def _draw_labels(labels: list[tuple], width: int, height: int):
+    """Text drawn with Blender's font into an (h, w, 4) float array (transparent elsewhere), or
+    None where this Blender cannot draw text into an image buffer. `labels`: (x, y, max width,
+    text, rgba), y counted from the bottom as in Blender's images."""
+    import blf
+    import numpy as np
+    try:
+        import imbuf
+    except ImportError:
+        return None
+    if not hasattr(blf, "bind_imbuf"):
+        return None
+    font = 0
+    buffer = imbuf.new((width, height))
+    with blf.bind_imbuf(font, buffer, display_name="sRGB"):
+        blf.size(font, 13)
+        for x, y, max_width, text, color in labels:
+            while len(text) > 4 and blf.dimensions(font, text)[0] > max_width:
+                text = text[:-2] + "…"
+            blf.position(font, x, y, 0)
+            blf.color(font, *color)
+            blf.draw_buffer(font, text)
+    # ImBuf has no pixel access from Python: through a PNG and Blender's image loader.
+    fd, tmp = tempfile.mkstemp(suffix=".png")
+    os.close(fd)
+    try:
+        imbuf.write(buffer, filepath=tmp)
+        image = bpy.data.images.load(tmp, check_existing=False)
+        try:
+            pixels = np.empty(width * height * 4, dtype=np.float32)
+            image.pixels.foreach_get(pixels)
+        finally:
+            bpy.data.images.remove(image)
+    finally:
+        buffer.free()
+        os.unlink(tmp)
+    return pixels.reshape(height, width, 4)
+
+
 def write_contact_sheet(entries: list[tuple], dest: Path, cell: int = 256, pad: int = 8) -> dict:
-    """A grid of the previews, in batch order, left to right and top to bottom. `entries` are
+    """A grid of the previews, in batch order, left to right and top to bottom, each labelled
+    with the asset's name and its state ("QC ok", "QC failed", "failed"). `entries` are
     (asset_id, preview path or None, job ok, QC ok). Failed jobs get a red cell, QC failures an
     orange frame, a missing preview a grey cell. Returns the layout for the report."""
     import numpy as np
@@ -895,15 +958,21 @@ def write_contact_sheet(entries: list[tuple], dest: Path, cell: int = 256, pad: 
     count = len(entries)
     columns = max(1, math.ceil(math.sqrt(count)))
     rows = math.ceil(count / columns)
+    row_height = cell + LABEL_HEIGHT
     width = columns * cell + (columns + 1) * pad
-    height = rows * cell + (rows + 1) * pad
+    height = rows * row_height + (rows + 1) * pad
     sheet = np.empty((height, width, 4), dtype=np.float32)
     sheet[:] = (0.08, 0.08, 0.08, 1.0)
     layout = []
+    labels = []
     for number, (asset_id, path, ok, qc_ok) in enumerate(entries):
         row, column = divmod(number, columns)
         x0 = pad + column * (cell + pad)
-        y0 = height - pad - (row + 1) * cell - row * pad  # Blender's rows go bottom-up
+        # Blender's rows go bottom-up; the label band sits under the picture.
+        y0 = height - pad - (row + 1) * row_height - row * pad + LABEL_HEIGHT
+        state = cell_state(ok, qc_ok)
+        labels.append((x0 + 4, y0 - 15, cell - 8, asset_id, (0.92, 0.92, 0.92, 1.0)))
+        labels.append((x0 + 4, y0 - 31, cell - 8, state, LABEL_COLORS[state]))
         background = (0.2, 0.2, 0.2, 1.0) if ok else (0.45, 0.08, 0.08, 1.0)
         sheet[y0:y0 + cell, x0:x0 + cell] = background
         shown = False
@@ -928,8 +997,17 @@ def write_contact_sheet(entries: list[tuple], dest: Path, cell: int = 256, pad: 
             sheet[y0:y0 + cell, x0:x0 + 4] = frame
             sheet[y0:y0 + cell, x0 + cell - 4:x0 + cell] = frame
         layout.append({"cell": number + 1, "row": row + 1, "column": column + 1, "asset_id": asset_id,
+                       "label": f"{asset_id} · {state}",
                        "preview": os.path.basename(path) if path else None, "shown": shown,
                        "job_ok": ok, "qc_ok": qc_ok})
+    try:
+        text = _draw_labels(labels, width, height)
+    except Exception as exc:  # noqa: BLE001 - the pictures matter more than their captions
+        log.warning("could not draw the contact sheet's labels: %s", exc)
+        text = None
+    if text is not None:
+        alpha = text[..., 3:4]
+        sheet[..., :3] = text[..., :3] * alpha + sheet[..., :3] * (1 - alpha)
     image = bpy.data.images.new("Tripo contact sheet", width, height, alpha=True)
     try:
         image.pixels.foreach_set(sheet.ravel())
@@ -938,4 +1016,5 @@ def write_contact_sheet(entries: list[tuple], dest: Path, cell: int = 256, pad: 
         image.save()
     finally:
         bpy.data.images.remove(image)
-    return {"file": dest.name, "columns": columns, "rows": rows, "cell_pixels": cell, "cells": layout}
+    return {"file": dest.name, "columns": columns, "rows": rows, "cell_pixels": cell,
+            "labelled": text is not None, "cells": layout}

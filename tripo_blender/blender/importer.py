@@ -11,7 +11,8 @@ What lands in the scene:
   an Empty named after the asset (select the Empty for the whole asset, a child for one part);
 - a rig: the armature (named after the asset) with its skinned mesh as a child, and every
   animation of the file as a named Action, each on its own NLA track, the first one active;
-- the rendered preview, packed into the .blend as an image named "<asset> preview".
+- the rendered preview, packed into the .blend as an image named "<asset> preview";
+- the asset marked for the Asset Browser, with that preview, tags and a catalog (assets.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import bpy
 
 from ..core.jobs import record_credits
-from . import metadata
+from . import assets, metadata
 
 log = logging.getLogger(__name__)
 
@@ -197,10 +198,15 @@ def import_job(context, job: dict) -> ImportResult:
     if armature is not None and new_actions:
         result.actions = _attach_actions(armature, new_actions, context.scene, imported_armature_name)
 
+    result.root, result.objects, result.armature = root, new_objects, armature
+    try:
+        assets.mark(context, job, result, common, part_names if root.type == "EMPTY" else [])
+    except Exception:  # noqa: BLE001 - the model is in the scene with its metadata: keep it
+        log.exception("%s could not be marked as an asset", name)
+
     for obj in context.view_layer.objects:
         obj.select_set(obj in new_objects)
     context.view_layer.objects.active = root
-    result.root, result.objects, result.armature = root, new_objects, armature
     log.info("imported %s: %d object(s), %d action(s)", name, len(new_objects), len(result.actions))
     return result
 

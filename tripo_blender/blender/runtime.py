@@ -35,7 +35,7 @@ from ..core import jobs as core_jobs
 from ..core import ownership
 from ..core.journal import Journal
 from ..core.settings import make_provider
-from . import importer, settings as blender_settings
+from . import history, importer, settings as blender_settings
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,25 @@ class Runtime:
         engine = self.ensure_engine(context)
         job.owner = {**job.owner, "blend": current_blend()}
         job_id = engine.submit(job)
+        self.submitted_in[job_id] = self.file_generation
+        self.jobs[job_id] = job.to_record()
+        return job_id
+
+    def import_task(self, task_id: str, context=None, name: str | None = None) -> str:
+        """Fetches a task made elsewhere with the same key (the web console, another machine),
+        downloads and imports it with its metadata, like a job submitted here. The worker reads
+        the task; nothing is created or billed. Returns the job id."""
+        task_id = (task_id or "").strip()
+        if not task_id:
+            raise errors.ValidationError("Enter a task id.", field="task_id")
+        engine = self.ensure_engine(context)
+        meta = {"source": "task_id"}
+        if name:
+            meta["name"] = name
+        job = core_jobs.Job.new(name or f"Task {task_id[:8]}",
+                                [core_jobs.Step("", {}, task_id=task_id)], meta)
+        job.owner = {**job.owner, "blend": current_blend()}
+        job_id = engine.track(job)
         self.submitted_in[job_id] = self.file_generation
         self.jobs[job_id] = job.to_record()
         return job_id
@@ -344,6 +363,10 @@ class Runtime:
             return None
         self.results[job["job_id"]] = result
         self._mark_imported(job, result.object_names)
+        try:
+            history.after_import(job)
+        except Exception:  # noqa: BLE001 - the history is a convenience; the import stands
+            log.exception("could not record %s in the task history", job["job_id"])
         self._notice("INFO", f"{job['label']}: imported {len(result.objects)} object(s)", job["job_id"])
         return result
 

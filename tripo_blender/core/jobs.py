@@ -332,6 +332,45 @@ class JobEngine:
         except errors.TripoError as exc:
             self.events.put(JobEvent("balance", "", {}, exc.user_message()))
 
+    def track(self, job: Job) -> str:
+        """Follows a task made elsewhere with the same key (the web console, another machine):
+        `job` has one step whose task_id is set. Nothing is created, so nothing is validated or
+        billed. The worker reads the task (GET /v3/tasks/{id}), takes its type and input from it,
+        then polls and downloads it like any other. Such a task is never re-created (we do not
+        own its request): its failure is final (`meta["tracked"]`)."""
+        if not self.journal.locks.claim(job.job_id):
+            raise errors.TripoError(f"Job {job.job_id} is already run by another Blender process.")
+        job.meta["tracked"] = True
+        job.owner = {**job.owner, **ownership.this_process()}
+        job.provider, job.base_url = self.provider_name, self.base_url
+        job.out_dir = job.out_dir or str(self.download_dir / job.job_id)
+        job.state = QUEUED
+        job.steps[0].state = RUNNING  # after a restart it is simply polled again
+        self.journal.save(job.to_record())
+        self._command(lambda: self._track(job))
+        return job.job_id
+
+    def _track(self, job: Job) -> None:
+        self._add(job)
+        step = job.steps[0]
+        try:
+            task = self.provider.get_task(step.task_id)
+        except errors.TripoError as exc:
+            self._fail(job, exc)
+            return
+        inputs = {k: v for k, v in (task.input or {}).items() if v is not None}
+        step.task_type = task.type or step.task_type
+        step.params = inputs
+        step.submitted_at = step.submitted_at or time.time()
+        prompt = str(inputs.get("prompt") or "")
+        job.meta.setdefault("prompt", prompt)
+        job.meta["name"] = job.meta.get("name") or prompt or f"Tripo task {step.task_id[:8]}"
+        job.label = job.meta["name"]
+        job.state = ACTIVE
+        self._save(job)
+        self._apply_task(job, task)
+        self._emit("update", job)
+
     def forget(self, job_id: str) -> None:
         """Removes a finished job from the engine and the journal (its files stay on disk)."""
         self._command(lambda: self._forget(job_id))
@@ -596,7 +635,7 @@ class JobEngine:
             step.finished_at = time.time()
             code = record.get("error_code")
             message = record.get("error_message") or f"Task {step.task_id} ended as {step.status}"
-            if self._may_retry(step, code):
+            if not job.meta.get("tracked") and self._may_retry(step, code):
                 log.info("task %s failed (%s); resubmitting (attempt %d)", step.task_id, code, step.attempts + 1)
                 step.state, step.task_id = PENDING, None
                 self._save(job)

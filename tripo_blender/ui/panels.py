@@ -118,6 +118,7 @@ class TRIPO_PT_generate(bpy.types.Panel):
         if s.show_advanced:
             box = layout.box()
             box.prop(s, "auto_size")
+            box.prop(s, "asset_project")
             box.prop(s, "model_seed")
             box.prop(s, "texture_seed")
             if s.mode in ("IMAGE", "MULTIVIEW", "TEXT_IMAGE"):

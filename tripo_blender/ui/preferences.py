@@ -15,7 +15,7 @@ import logging
 import os
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..blender.settings import ADDON_ID  # the extension's module: bl_ext.<repo>.tripo_blender
 from ..blender.settings import settings_file_path
@@ -170,6 +170,13 @@ class TRIPO_AddonPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
         update=_on_persisted_change,
     )
+    mark_as_assets: BoolProperty(
+        name="Mark as Assets",
+        description=("Mark imported Tripo models as assets (Asset Browser), with Tripo's preview, "
+                     "the prompt, tags and a catalog per project and type. The object metadata is "
+                     "kept either way"),
+        default=True,
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -188,6 +195,7 @@ class TRIPO_AddonPreferences(bpy.types.AddonPreferences):
         if self.proxy_mode == "custom":
             row.prop(self, "proxy_url", text="")
         layout.prop(self, "download_dir")
+        layout.prop(self, "mark_as_assets")
         if not bpy.app.online_access:
             layout.label(text=core_settings.OFFLINE_MESSAGE, icon="ERROR")
 

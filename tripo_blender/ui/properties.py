@@ -62,6 +62,10 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
                                     items=[("original_image", "Original Image", ""),
                                            ("geometry", "Geometry", "")])
     show_advanced: BoolProperty(name="Advanced", default=False)
+    asset_project: StringProperty(
+        name="Asset Project",
+        description=("Catalog of the imported assets in the Asset Browser: Tripo/<project>/<type>. "
+                     "Empty: Interactive (a batch run uses its project)"))
     show_jobs: BoolProperty(name="Jobs", default=True)
 
     # Selection actions (retexture, segment, low poly, rig, convert)

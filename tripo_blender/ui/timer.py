@@ -19,6 +19,7 @@ import logging
 import bpy
 
 from ..blender import runtime as runtime_module
+from . import history as history_ui
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,15 @@ def tick(context) -> float:
         return IDLE_INTERVAL
     if wm.is_interface_locked:  # a render holds the data: change nothing now
         return ACTIVE_INTERVAL
+    history_changed = history_ui.refresh_if_wanted(context)  # a scan only when asked or stale
     resume = runtime_module.take_resume_request()
     runtime = runtime_module.get_runtime() if resume else runtime_module.current_runtime()
     if runtime is None:
         set_status(context, None)
+        if history_changed:
+            redraw_tripo_panels(context)
         return IDLE_INTERVAL
-    changed = False
+    changed = history_changed
     if resume:
         runtime.resume_pending(context)
         changed = True

@@ -22,7 +22,7 @@ from ..blender import importer
 from ..blender.runtime import describe, get_runtime
 from ..blender.settings import OfflineError, user_data_dir
 from ..core import errors, recipes
-from .timer import redraw_tripo_panels
+from .redraw import redraw_tripo_panels
 
 log = logging.getLogger(__name__)
 

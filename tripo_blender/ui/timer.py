@@ -20,6 +20,7 @@ import bpy
 
 from ..blender import runtime as runtime_module
 from . import history as history_ui
+from .redraw import redraw_tripo_panels
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,6 @@ def report_notices(runtime) -> None:
             pass
         except AttributeError as exc:  # the operator is gone (disabling): the log has it
             log.debug("could not report %r: %s", notice.text, exc)
-
-
-def redraw_tripo_panels(context) -> None:
-    wm = context.window_manager
-    for window in wm.windows:
-        for area in window.screen.areas:
-            if area.type == "VIEW_3D":
-                for region in area.regions:
-                    if region.type == "UI":  # the sidebar, where our panels live
-                        region.tag_redraw()
 
 
 def _timer() -> float:

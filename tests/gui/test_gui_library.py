@@ -131,8 +131,9 @@ def test_m_history_reimport_and_import_by_task_id(user, launch, emulator):
 
     http = requests.Session()
     http.trust_env = False
-    answer = http.post(f"{emulator.base_url}/v3/models/text", json={"prompt": "a task from the web console"},
+    answer = http.post(f"{emulator.base_url}/v3/generation/text-to-model", json={"prompt": "a task from the web console", "model": "v3.1-20260211"},
                        headers={"Authorization": f"Bearer {emulator.api_key}"}, timeout=30).json()
+    assert answer.get("code") == 0, answer
     task_id = answer["data"]["task_id"]
     creates = len(emulator.creates())
     # The dialog's OK runs the operator's execute with the typed id.

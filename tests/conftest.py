@@ -151,6 +151,9 @@ class EmulatorHandle:
     def set_faults(self, spec: str) -> None:
         self._control("POST", "faults", {"spec": spec})
 
+    def clear_faults(self) -> None:
+        self._control("POST", "faults", {"spec": "", "clear": True})
+
     def requests(self) -> list[dict]:
         return self._control("GET", "requests")["requests"]
 

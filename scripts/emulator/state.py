@@ -37,6 +37,7 @@ class Config:
     blocked_word: str = "forbidden"
     url_ttl_seconds: float = 300.0
     slow_seconds: float = 2.0
+    late_seconds: float = 5.0  # delay of the `late` fault: when the create is processed
 
     def update(self, changes: dict) -> None:
         """Applies `changes`; raises ValueError for an unknown key or a value of the wrong type."""

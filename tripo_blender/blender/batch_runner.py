@@ -399,6 +399,8 @@ class BatchRun:
         status = str((step.task or {}).get("status") or "")
         if step.task_id and status not in ("failed", "cancelled", "banned", "expired"):
             step.state = core_jobs.RUNNING      # task exists (may have succeeded): poll it again
+        elif step.state == core_jobs.SENDING:
+            pass  # its create may have reached Tripo: the engine reconciles it, never resends it
         else:
             step.state, step.task_id, step.task = core_jobs.PENDING, None, None
             step.attempts = 0
@@ -812,6 +814,11 @@ class BatchRun:
                 "credits": sum(a["credits"] for a in assets),
                 "estimated_credits": sum(a["estimated_credits"] for a in assets),
                 "unfinished_jobs": len(self.pending()),
+                "needs_decision": sum(1 for r in self.records.values()
+                                      if r.get("state") == core_jobs.NEEDS_DECISION),
+                # Tasks Tripo created late for a request already submitted again (billed,
+                # not imported), with their ids in the job's journal record.
+                "duplicate_tasks": sum(len(r.get("duplicates") or []) for r in self.records.values()),
             },
             "engine": dict(self.engine.stats) if self.engine else {},
             "qc_failed": qc_failed,

@@ -735,6 +735,7 @@ class AIStudioProvider(Provider):
     """
 
     name = PROVIDER_NAME
+    can_reconcile = False  # no task listing: a lost create can never be proved absent
 
     def __init__(
         self,

@@ -240,6 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
         has_auth = "Authorization" in self.headers
         entry = emulator.log.start(self.command, path, query, has_auth, kind)
         entry["content_type"] = self.headers.get("Content-Type")
+        if self.headers.get("Range"):
+            entry["range"] = self.headers.get("Range")
         if has_auth and kind in ("download", "upload"):
             log.warning("a %s request carried an Authorization header: %s %s", kind,
                         self.command, path)

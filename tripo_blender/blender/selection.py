@@ -620,7 +620,7 @@ class _Imported:
         self._active = view_layer.objects.active
         before = {kind: set(getattr(bpy.data, kind)) for kind in self.KINDS}
         _ensure_object_mode(context)
-        bpy.ops.import_scene.gltf(filepath=str(path))
+        bpy.ops.import_scene.gltf(filepath=str(path), **importer.gltf_import_options())
         self.new = {kind: [d for d in getattr(bpy.data, kind) if d not in before[kind]]
                     for kind in self.KINDS}
         helpers = [c for c in self.new["collections"] if c.name.startswith("glTF_not_exported")]

@@ -602,7 +602,7 @@ def test_download_gives_up_and_leaves_nothing(core, provider, emulator, finished
     emulator.set_faults("reset_before:download:5")
     dest = tmp_path / "out" / "model.glb"
     with pytest.raises(core.errors.DownloadError) as info:
-        provider.download(finished.output.model_url, dest, task_id=finished.task_id)
+        provider.download(finished.output.model_url, dest, task_id=finished.task_id, max_attempts=3)
     assert "sig=" not in info.value.user_message()  # signed URLs are not shown
     assert not dest.exists() and list(dest.parent.iterdir()) == []
 

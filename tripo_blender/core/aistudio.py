@@ -1189,7 +1189,7 @@ class AIStudioProvider(Provider):
     def download(self, url: str, dest: Union[str, os.PathLike], *, task_id: Optional[str] = None,
                  output_key: str = "model_url", max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
                  progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
-        """Downloads an asset URL (never with the API key). An expired link is refreshed once by
+        """Downloads an asset URL (never with the API key). An expired link is refreshed by
         asking for the task's status again; results older than 24 h are gone for good."""
         refresh = None
         if task_id:

@@ -11,7 +11,8 @@
 - A body shorter than ``Content-Length`` (cut connection) is retried; where the server accepts
   ranges (``Accept-Ranges: bytes``) the retry asks only for the missing bytes (``Range``) and
   appends them, checked against ``Content-Range``. Retries stop after ``max_attempts`` in a row
-  that brought no new byte, or when ``patience`` runs out; then :class:`DownloadError`.
+  that brought no new byte (the job engine sets no count: a paid result is worth waiting for),
+  or when ``patience`` runs out; then :class:`DownloadError`.
 - One writer per ``.part``: the download holds an exclusive lock on it (``fcntl.flock`` on
   POSIX) from the first byte to the rename, so a second download of the same file (another
   process, or a restarted engine in this one) waits for the first to finish or give up instead
@@ -240,7 +241,7 @@ def download_file(
     max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
     refresh_url: Optional[Callable[[], Optional[str]]] = None,
     chunk_size: int = CHUNK_SIZE,
-    max_attempts: int = 3,
+    max_attempts: Optional[int] = 3,
     timeout=(10, 60),
     sleep: Callable[[float], None] = time.sleep,
     progress: Optional[Callable[[int, Optional[int]], None]] = None,
@@ -252,7 +253,7 @@ def download_file(
     ``refresh_url()`` is called whenever the URL looks expired (401/403/410; 404 once), for
     ``patience`` seconds; it returns a fresh URL (or None if there is none). Cut or failed
     transfers are retried (resumed with ``Range`` where the server allows it) until
-    ``max_attempts`` in a row brought no new byte, or ``patience`` runs out. ``progress(bytes_so_far, total_or_None)`` is called per
+    ``max_attempts`` in a row brought no new byte (None: no count), or ``patience`` runs out. ``progress(bytes_so_far, total_or_None)`` is called per
     chunk. Raises :class:`DownloadError` (or the :class:`TripoError` raised by
     ``refresh_url``); the destination is then untouched and no ``.part`` file remains.
     """
@@ -332,14 +333,14 @@ def _attempts(session, url, dest: Path, part: Path, *, max_bytes, refresh_url, c
             else:
                 offset = 0
             fruitless = 0 if offset > before else fruitless + 1
-            if fruitless >= max_attempts or clock() > deadline:
+            if (max_attempts is not None and fruitless >= max_attempts) or clock() > deadline:
                 raise DownloadError(
                     f"The download kept failing ({last_reason}).", url=redact_url(url),
                 ) from None
             log.info("Download of %s failed (%s); retrying%s", redact_url(url), last_reason,
                      f" from byte {offset}" if offset else "")
             if offset <= before:
-                sleep(min(8.0, 0.5 * (2 ** (fruitless - 1))))
+                sleep(min(8.0, 0.5 * (2 ** (min(fruitless, 6) - 1))))
         except TripoError:
             raise
         except OSError as exc:

@@ -118,7 +118,7 @@ def check_outcome(emulator, out: Path, assets: int) -> dict:
 
 def test_batch_under_every_fault_kind_ends_complete_without_duplicates(emulator, tmp_path):
     emulator.configure(task_seconds=0.3, late_seconds=1.5, slow_seconds=1.0)
-    emulator.set_faults(FAULT_MIX)
+    emulator.set_faults(",".join([FAULT_MIX] * max(1, ASSETS // 8)))  # the mix again per 8 assets
     batch = chaos_batch(tmp_path / "chaos.toml", ASSETS)
     out = tmp_path / "out"
     started = time.monotonic()
@@ -130,16 +130,25 @@ def test_batch_under_every_fault_kind_ends_complete_without_duplicates(emulator,
     print(f"CHAOS {json.dumps({**figures, 'faults': dict(faults), 'seconds': round(time.monotonic() - started, 1)})}")
 
 
-KILL_AFTER_CREATES = (2, 6, 11, 17, 24)  # successful creates on the server before each kill
+# Where each kill lands: after N successful creates on the server, or while a create is in
+# flight: "slow" (the server creates the task 1.5 s after the request, after the kill) and
+# "late" (the request is cut and the task appears 2 s later, while the rerun is starting: the
+# case of a create that shows up on the server after the rerun first looked for it).
+KILL_POINTS = ((2, None), (6, "slow"), (11, None), (17, "late"), (24, None))
+
+
+def fault_hit(emulator, kind: str) -> bool:
+    return any((r.get("fault") or "").startswith(kind + ":") for r in emulator.requests())
 
 
 def test_kill_9_at_five_points_then_rerun_pays_each_task_once(emulator, tmp_path):
-    emulator.configure(task_seconds=0.6)
+    emulator.configure(task_seconds=0.6, slow_seconds=1.5, late_seconds=2.0)
     batch = chaos_batch(tmp_path / "chaos.toml", ASSETS)
     out = tmp_path / "out"
     scale = ASSETS / 8
     kills = []
-    for threshold in (int(t * scale) for t in KILL_AFTER_CREATES):
+    for threshold, in_flight in KILL_POINTS:
+        threshold = int(threshold * scale)
         process = subprocess.Popen(batch_command(batch, out, "--concurrency", "6"),
                                    env=chaos_env(emulator), stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
@@ -148,9 +157,14 @@ def test_kill_9_at_five_points_then_rerun_pays_each_task_once(emulator, tmp_path
             while process.poll() is None and len(successful_creates(emulator)) < threshold:
                 assert time.monotonic() < deadline, "the run made no progress"
                 time.sleep(0.02)
+            if in_flight:
+                emulator.set_faults(f"{in_flight}:create")
+                while process.poll() is None and not fault_hit(emulator, in_flight):
+                    assert time.monotonic() < deadline, "no create came"
+                    time.sleep(0.01)
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
-                kills.append(len(successful_creates(emulator)))
+                kills.append(f"{len(successful_creates(emulator))}{'+' + in_flight if in_flight else ''}")
             process.wait(timeout=30)
         finally:
             if process.poll() is None:
@@ -159,4 +173,5 @@ def test_kill_9_at_five_points_then_rerun_pays_each_task_once(emulator, tmp_path
     result = run_chaos(emulator, batch, out)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     figures = check_outcome(emulator, out, ASSETS)
+    assert emulator.pending_faults() == []
     print(f"KILLS {json.dumps({**figures, 'killed_after_creates': kills})}")

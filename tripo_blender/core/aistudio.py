@@ -1189,8 +1189,9 @@ class AIStudioProvider(Provider):
     def download(self, url: str, dest: Union[str, os.PathLike], *, task_id: Optional[str] = None,
                  output_key: str = "model_url", max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
                  progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
-        """Downloads an asset URL (never with the API key). An expired link is refreshed by
-        asking for the task's status again; results older than 24 h are gone for good."""
+        """Downloads an asset URL (never with the API key). An expired link is refreshed once by
+        asking for the task's status again (3D AI Studio does not sign links afresh, so more
+        tries would fetch the same link); results older than 24 h are gone for good."""
         refresh = None
         if task_id:
             old = urlsplit(url)
@@ -1207,7 +1208,7 @@ class AIStudioProvider(Provider):
         try:
             return download_file(self._thread_session("plain"), url, dest, max_bytes=max_bytes,
                                  refresh_url=refresh, timeout=self.timeout, sleep=self._sleep,
-                                 progress=progress)
+                                 progress=progress, max_refreshes=1)  # links are not re-signed
         except DownloadError as exc:
             if exc.http_status in EXPIRED_STATUSES or exc.http_status == 404:
                 raise DownloadError(

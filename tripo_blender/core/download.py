@@ -203,7 +203,7 @@ def _fetch_once(session: requests.Session, url: str, part: Path, *, max_bytes: O
                 url=redact_url(url),
             )
         written = start
-        if total is not None and hasattr(resp.raw, "enforce_content_length"):
+        if total is not None and hasattr(getattr(resp, "raw", None), "enforce_content_length"):
             # A cut body then ends the iteration with every byte received (checked against the
             # length below), instead of an exception that drops the last buffered block.
             resp.raw.enforce_content_length = False
@@ -247,11 +247,13 @@ def download_file(
     progress: Optional[Callable[[int, Optional[int]], None]] = None,
     patience: float = DOWNLOAD_PATIENCE,
     clock: Callable[[], float] = time.monotonic,
+    max_refreshes: Optional[int] = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (parent folders created). Returns ``dest`` as a Path.
 
     ``refresh_url()`` is called whenever the URL looks expired (401/403/410; 404 once), for
-    ``patience`` seconds; it returns a fresh URL (or None if there is none). Cut or failed
+    ``patience`` seconds (and at most ``max_refreshes`` times, for a service whose links are not
+    signed afresh); it returns a fresh URL (or None if there is none). Cut or failed
     transfers are retried (resumed with ``Range`` where the server allows it) until
     ``max_attempts`` in a row brought no new byte (None: no count), or ``patience`` runs out. ``progress(bytes_so_far, total_or_None)`` is called per
     chunk. Raises :class:`DownloadError` (or the :class:`TripoError` raised by
@@ -265,7 +267,8 @@ def download_file(
         return _download_locked(session, url, dest, part, max_bytes=max_bytes,
                                 refresh_url=refresh_url, chunk_size=chunk_size,
                                 max_attempts=max_attempts, timeout=timeout, sleep=sleep,
-                                progress=progress, patience=patience, clock=clock)
+                                progress=progress, patience=patience, clock=clock,
+                                max_refreshes=max_refreshes)
 
 
 def _download_locked(session, url, dest: Path, part: Path, **options) -> Path:
@@ -279,7 +282,7 @@ def _download_locked(session, url, dest: Path, part: Path, **options) -> Path:
 
 
 def _attempts(session, url, dest: Path, part: Path, *, max_bytes, refresh_url, chunk_size,
-              max_attempts, timeout, sleep, progress, patience, clock) -> Path:
+              max_attempts, timeout, sleep, progress, patience, clock, max_refreshes) -> Path:
     deadline = clock() + patience
     refreshes = 0
     refreshed_missing = False
@@ -297,7 +300,8 @@ def _attempts(session, url, dest: Path, part: Path, *, max_bytes, refresh_url, c
             return dest
         except _Expired as exc:
             out_of_time = clock() > deadline
-            if refresh_url is None or out_of_time or (exc.status == 404 and refreshed_missing):
+            used_up = max_refreshes is not None and refreshes >= max_refreshes
+            if refresh_url is None or out_of_time or used_up or (exc.status == 404 and refreshed_missing):
                 raise DownloadError(
                     f"The download link is no longer valid (HTTP {exc.status})"
                     + (f", and fresh links kept failing for {patience:.0f} s." if out_of_time else "."),

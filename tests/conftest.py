@@ -151,6 +151,12 @@ class EmulatorHandle:
     def set_faults(self, spec: str) -> None:
         self._control("POST", "faults", {"spec": spec})
 
+    def pending_faults(self) -> list[dict]:
+        return self._control("GET", "faults")["faults"]
+
+    def clear_faults(self) -> None:
+        self._control("POST", "faults", {"spec": "", "clear": True})
+
     def requests(self) -> list[dict]:
         return self._control("GET", "requests")["requests"]
 

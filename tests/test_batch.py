@@ -277,6 +277,27 @@ def test_killed_run_resumes_without_paying_twice(emulator, tmp_path):
     assert all(len(objs) == 1 for objs in open_blend(out / "resume.blend").values())
 
 
+def test_texture_parts_naming_a_part_the_model_lacks_is_reported_not_sent(emulator, tmp_path):
+    emulator.configure(task_seconds=0.2)
+    batch = tmp_path / "parts.toml"
+    batch.write_text('[[jobs]]\nname = "cart"\nprompt = "a toy cart with wheels"\n'
+                     'options = { texture = false, pbr = false, generate_parts = true }\n'
+                     'post = { texture_parts = { prompt = "painted {part}", '
+                     'parts = ["body", "../../etc/passwd"] } }\n')
+    out = tmp_path / "out"
+    result = run_batch(emulator, batch, out)
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads((out / "report.json").read_text())
+    asset = report["assets"][0]
+    assert asset["status"] == "part_jobs_failed"
+    failed = [p for p in asset["part_jobs"] if p["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["part"] == "../../etc/passwd"
+    assert all(name in failed[0]["error"] for name in asset["part_names"])
+    sent = [r["json"].get("part_names") for r in emulator.creates() if r["path"] == "/v3/models/texture"]
+    assert sent == [["body"]], "only the real part was sent"
+    assert "../../etc/passwd" in (out / "report.txt").read_text()
+
+
 def test_dry_run_validates_estimates_and_sends_nothing(emulator, tmp_path):
     batch = tmp_path / "dry.toml"
     batch.write_text(BIG_BATCH)

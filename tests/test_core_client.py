@@ -582,11 +582,27 @@ def test_download_retries_cut_or_failed_transfers(core, provider, emulator, fini
     assert [r["fault"] for r in downloads] == [fault, None]
 
 
+def test_a_cut_download_resumes_with_range_where_the_server_allows(core, provider, emulator, finished,
+                                                                   tmp_path):
+    """Each cut transfer keeps its bytes: the next request asks only for the rest."""
+    emulator.set_faults("truncate:download:4")
+    dest = tmp_path / "out" / "model.glb"
+    provider.download(finished.output.model_url, dest, task_id=finished.task_id)
+    whole = _model_bytes(emulator, finished)
+    assert dest.read_bytes() == whole
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["model.glb"]
+    downloads = [r for r in emulator.requests() if r["kind"] == "download"]
+    assert len(downloads) == 5 and downloads[0].get("range") is None
+    starts = [int(r["range"].removeprefix("bytes=").rstrip("-")) for r in downloads[1:]]
+    assert starts == sorted(starts) and 0 < starts[0] < starts[-1] < len(whole)
+    assert [r["status"] for r in downloads] == [200] + [206] * 4
+
+
 def test_download_gives_up_and_leaves_nothing(core, provider, emulator, finished, tmp_path):
-    emulator.set_faults("truncate:download:5")
+    emulator.set_faults("reset_before:download:5")
     dest = tmp_path / "out" / "model.glb"
     with pytest.raises(core.errors.DownloadError) as info:
-        provider.download(finished.output.model_url, dest, task_id=finished.task_id)
+        provider.download(finished.output.model_url, dest, task_id=finished.task_id, max_attempts=3)
     assert "sig=" not in info.value.user_message()  # signed URLs are not shown
     assert not dest.exists() and list(dest.parent.iterdir()) == []
 
@@ -618,18 +634,38 @@ def test_really_expired_url_and_refresh_of_a_multiview_view(core, provider, emul
     assert statuses == [403, 200]
 
 
-def test_expired_twice_fails_cleanly(core, provider, emulator, finished, tmp_path):
-    emulator.set_faults("expire:download:2")
+def test_links_expiring_again_and_again_are_refreshed_each_time(core, provider, emulator, finished,
+                                                                tmp_path):
+    emulator.set_faults("expire:download:4")
     dest = tmp_path / "model.glb"
-    with pytest.raises(core.errors.DownloadError) as info:
-        provider.download(finished.output.model_url, dest, task_id=finished.task_id)
-    assert info.value.http_status == 403
-    assert not dest.exists() and not (tmp_path / "model.glb.part").exists()
+    provider.download(finished.output.model_url, dest, task_id=finished.task_id)
+    assert dest.read_bytes() == _model_bytes(emulator, finished)
+    assert [r["status"] for r in emulator.requests() if r["kind"] == "download"] == [403] * 4 + [200]
     # Without a task id there is nothing to refresh from.
     emulator.set_faults("expire:download")
-    with pytest.raises(core.errors.DownloadError):
-        provider.download(finished.output.model_url, dest)
+    with pytest.raises(core.errors.DownloadError) as info:
+        provider.download(finished.output.model_url, tmp_path / "again.glb")
+    assert info.value.http_status == 403
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.glb"]
+
+
+def test_refreshing_expired_links_is_bounded_by_time(core, emulator, finished, tmp_path):
+    """A link that never works again (files gone) stops after `patience`, whatever the count."""
+    emulator.set_faults("expire:download:100000")
+    session = core.http.make_session(core.http.ProxyConfig(mode="none"))
+    refreshes = []
+
+    def refresh():
+        refreshes.append(time.monotonic())
+        return finished.output.model_url
+
+    started = time.monotonic()
+    with pytest.raises(core.errors.DownloadError, match="kept failing for 2 s"):
+        core.download.download_file(session, finished.output.model_url, tmp_path / "m.glb",
+                                    refresh_url=refresh, patience=2.0, sleep=lambda s: time.sleep(0.05))
+    assert time.monotonic() - started < 10 and len(refreshes) >= 3
     assert list(tmp_path.iterdir()) == []
+    emulator.clear_faults()
 
 
 def test_download_size_cap_aborts_early(core, provider, emulator, tmp_path):

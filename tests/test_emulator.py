@@ -555,6 +555,25 @@ def test_slow_truncate_expire_and_authorised_downloads(api):
     assert KEY not in json.dumps(api.control("GET", "requests"))  # the key value is never logged
 
 
+def test_a_late_create_is_unanswered_and_appears_on_the_account_later(api):
+    api.control("POST", "config", {"late_seconds": 0.5})
+    api.control("POST", "faults", {"spec": "late:create,late:balance"})
+    with pytest.raises(requests.exceptions.ConnectionError):
+        api.request("POST", "/v3/generation/text-to-model", json={"prompt": "a late kettle",
+                                                                  "model": "v3.1-20260211"})
+    assert api.control("GET", "tasks")["tasks"] == {}
+    with pytest.raises(requests.exceptions.ConnectionError):  # not a create: only cut
+        api.request("GET", "/v3/account/balance")
+    deadline = time.monotonic() + 10
+    while not api.control("GET", "tasks")["tasks"]:
+        assert time.monotonic() < deadline, "the late create never appeared"
+        time.sleep(0.05)
+    (task,) = api.control("GET", "tasks")["tasks"].values()
+    assert task["input"]["prompt"] == "a late kettle"
+    api.control("POST", "faults", {"spec": "500:get:9"})
+    assert api.control("POST", "faults", {"spec": "", "clear": True})["faults"] == []
+
+
 # --- control routes, big files, the command line ------------------------------------------------
 
 def test_control_routes(api):

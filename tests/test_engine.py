@@ -21,10 +21,12 @@ def core(tmod):
     return Core
 
 
-def make_engine(core, emulator, tmp_path, **options):
+def make_engine(core, emulator, tmp_path, retry=None, **options):
     def provider():
+        extra = {"retry": retry} if retry is not None else {}
         return core.tripo.TripoV3Provider(emulator.api_key, emulator.base_url,
-                                          proxy=core.http.ProxyConfig(mode="none"), create_attempts=1)
+                                          proxy=core.http.ProxyConfig(mode="none"), create_attempts=1,
+                                          **extra)
     engine = core.jobs.JobEngine(provider, core.journal.Journal(tmp_path / "journal"), tmp_path / "dl",
                                  base_url=emulator.base_url, **options)
     return engine.start()
@@ -89,22 +91,137 @@ def test_crash_after_sending_is_reconciled_and_adopted(core, emulator, tmp_path)
     assert len(emulator.creates()) == 1, "the resumed job must not create again"
 
 
-def test_crash_before_sending_asks_the_user_instead_of_resending(core, emulator, tmp_path):
-    job = text_job(core, "a never sent vase")
-    job.steps[0].state, job.steps[0].sent_at, job.state = "sending", time.time(), "active"
+def journal_sending(core, emulator, tmp_path, prompt, sent_at):
+    """A job as a crash leaves it: its create journaled as `sending`, at `sent_at`."""
+    job = text_job(core, prompt)
+    job.steps[0].state, job.steps[0].sent_at, job.state = "sending", sent_at, "active"
     job.provider, job.base_url, job.out_dir = "tripo", emulator.base_url, str(tmp_path / "dl" / job.job_id)
     core.journal.Journal(tmp_path / "journal").save(job.to_record())
-    engine = make_engine(core, emulator, tmp_path)
+    return job
+
+
+def test_crash_before_sending_is_resubmitted_once_the_window_proves_nothing_was_created(
+        core, emulator, tmp_path):
+    """Killed between journaling `sending` and the request leaving: no task shows up during the
+    reconcile window, so the usage list proves nothing was billed and the step is sent again,
+    without asking anyone."""
+    job = journal_sending(core, emulator, tmp_path, "a never sent vase", time.time())
+    engine = make_engine(core, emulator, tmp_path, reconcile_window=1.5)
     try:
         engine.resume_from_journal()
         final = wait_states(engine, [job.job_id])[job.job_id]
-        assert final["state"] == "needs_decision"
-        assert emulator.creates() == []
-        engine.decide(job.job_id, resubmit=True)  # the user decides to send it
-        final = wait_states(engine, [job.job_id], states=("ready", "failed"))[job.job_id]
+    finally:
+        engine.stop()
+    assert final["state"] == "ready", final
+    assert len(emulator.creates()) == 1 and len(emulator.tasks()) == 1
+    assert final["steps"][0]["lost_creates"], "the unsettled attempt stays watched"
+    usage = [r for r in emulator.requests() if r["path"] == "/v3/account/usage"]
+    first_create = next(r for r in emulator.requests() if r in emulator.creates())
+    assert any(r["time"] < first_create["time"] for r in usage), "reconciled before sending"
+
+
+def test_an_old_sending_step_is_settled_by_one_check(core, emulator, tmp_path):
+    """Journaled long ago (beyond the window): one look at the usage list settles it."""
+    job = journal_sending(core, emulator, tmp_path, "an old vase", time.time() - 3600)
+    engine = make_engine(core, emulator, tmp_path, reconcile_window=600)
+    try:
+        engine.resume_from_journal()
+        final = wait_states(engine, [job.job_id], timeout=30)[job.job_id]
+    finally:
+        engine.stop()
+    assert final["state"] == "ready" and len(emulator.tasks()) == 1
+
+
+@pytest.mark.parametrize("fault", ["500", "503", "malformed", "reset_before", "reset_after",
+                                   "truncate"])
+def test_ambiguous_create_answers_never_park_the_job(core, emulator, tmp_path, fault):
+    """Whatever the ambiguous answer, the job ends with exactly one task: adopted when the
+    create was processed, submitted again after the window when it was not."""
+    emulator.set_faults(f"{fault}:create")
+    engine = make_engine(core, emulator, tmp_path, reconcile_window=1.0)
+    try:
+        job_id = engine.submit(text_job(core, f"a {fault} lamp"))
+        final = wait_states(engine, [job_id])[job_id]
+    finally:
+        engine.stop()
+    assert final["state"] == "ready", final
+    assert len(emulator.tasks()) == 1, "exactly one task: no duplicate, none missing"
+    assert final["steps"][0]["task_id"] == next(iter(emulator.tasks()))
+    assert final["duplicates"] == []
+
+
+def test_a_late_create_within_the_window_is_adopted(core, emulator, tmp_path):
+    emulator.configure(late_seconds=1.5)
+    emulator.set_faults("late:create")
+    engine = make_engine(core, emulator, tmp_path, reconcile_window=6.0)
+    try:
+        job_id = engine.submit(text_job(core, "a late lantern"))
+        final = wait_states(engine, [job_id])[job_id]
     finally:
         engine.stop()
     assert final["state"] == "ready"
+    assert len(emulator.creates()) == 1 and len(emulator.tasks()) == 1
+    assert final["steps"][0]["task_id"] == next(iter(emulator.tasks()))
+
+
+def test_a_create_later_than_the_window_is_recorded_as_a_duplicate(core, emulator, tmp_path):
+    """The window passed without a task, so the step was sent again; then the first request's
+    task shows up after all: recorded as a duplicate, its result not imported."""
+    emulator.configure(late_seconds=2.5)
+    emulator.set_faults("late:create")
+    engine = make_engine(core, emulator, tmp_path, reconcile_window=1.0)
+    try:
+        job_id = engine.submit(text_job(core, "a very late lantern"))
+        final = wait_states(engine, [job_id])[job_id]
+        deadline = time.monotonic() + 20
+        while not engine.snapshot(job_id)["duplicates"]:
+            assert time.monotonic() < deadline, "the late task was never noticed"
+            time.sleep(0.1)
+        record = engine.snapshot(job_id)
+    finally:
+        engine.stop()
+    tasks = emulator.tasks()
+    assert len(tasks) == 2
+    kept = final["steps"][0]["task_id"]
+    assert [d["task_id"] for d in record["duplicates"]] == [next(t for t in tasks if t != kept)]
+    assert record["state"] == "ready" and record["steps"][0]["task_id"] == kept
+    assert engine.stats["duplicates"] == 1
+
+
+def test_unreachable_for_the_whole_window_asks_then_adopts_when_the_task_shows_up(
+        core, emulator, tmp_path):
+    """Only an unreachable service makes the job wait for the user, with what is known; the
+    checks go on, and the task is adopted when the service answers again."""
+    emulator.set_faults("reset_after:create,503:usage:1000")
+    engine = make_engine(core, emulator, tmp_path, reconcile_window=1.0,
+                         retry=core.http.RetryPolicy(max_attempts=1))
+    try:
+        job_id = engine.submit(text_job(core, "an unreachable urn"))
+        asked = wait_states(engine, [job_id])[job_id]
+        assert asked["state"] == "needs_decision"
+        assert "could not be reached" in asked["error"]["message"]
+        emulator.clear_faults()
+        final = wait_states(engine, [job_id], states=("ready", "failed"))[job_id]
+    finally:
+        engine.stop()
+    assert final["state"] == "ready"
+    assert len(emulator.tasks()) == 1 and len(emulator.creates()) == 1
+
+
+def test_a_given_up_job_adopts_its_task_when_it_shows_up(core, emulator, tmp_path):
+    emulator.set_faults("reset_after:create,503:usage:1000")
+    engine = make_engine(core, emulator, tmp_path, reconcile_window=1.0,
+                         retry=core.http.RetryPolicy(max_attempts=1))
+    try:
+        job_id = engine.submit(text_job(core, "a forsaken urn"))
+        assert wait_states(engine, [job_id])[job_id]["state"] == "needs_decision"
+        engine.decide(job_id, resubmit=False)
+        assert wait_states(engine, [job_id], states=("cancelled",))[job_id]
+        emulator.clear_faults()
+        final = wait_states(engine, [job_id], states=("ready",), timeout=30)[job_id]
+    finally:
+        engine.stop()
+    assert final["steps"][0]["task_id"] == next(iter(emulator.tasks()))
     assert len(emulator.creates()) == 1
 
 

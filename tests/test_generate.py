@@ -125,6 +125,25 @@ def test_rig_and_animations_import_as_armature_with_named_actions(connected, tmo
     meta = tripo_meta(armature)
     assert meta["role"] == "armature" and meta["task_type"] == "animate_retarget"
     assert [c.split(":")[0] for c in meta["chain"]] == ["text_to_model", "animate_rig", "animate_retarget"]
+    # Nothing else landed: no bone-shape sphere ("<asset> mesh.001"), no untagged object, no
+    # helper collection of the glTF importer.
+    assert sorted(o.name for o in bpy.data.objects) == sorted(o.name for o in result.imported.objects)
+    assert sorted(o.name for o in result.imported.objects) == ["a friendly robot", "a friendly robot mesh"]
+    assert all("tripo" in o for o in bpy.data.objects)
+    assert not [c for c in bpy.data.collections if c.name.startswith("glTF_not_exported")]
+    assert all(pb.custom_shape is None for pb in armature.pose.bones)
+
+    # Where the glTF importer cannot skip its bone shapes (older versions), they are removed.
+    importer = tmod("blender.importer")
+    rig_file = result.files[max(k for k in result.files if k.endswith(":model_url"))]
+    bpy.ops.wm.read_homefile(use_empty=True)
+    collections_before = set(bpy.data.collections)
+    bpy.ops.import_scene.gltf(filepath=rig_file, disable_bone_shape=False)
+    made = list(bpy.data.objects)
+    assert any(c.name.startswith("glTF_not_exported") for o in made for c in o.users_collection)
+    kept = importer.remove_import_helpers(made, collections_before)
+    assert sorted(o.type for o in bpy.data.objects) == sorted(o.type for o in kept) == ["ARMATURE", "MESH"]
+    assert not [c for c in bpy.data.collections if c.name.startswith("glTF_not_exported")]
 
 
 def test_invalid_options_are_refused_before_any_request(connected):

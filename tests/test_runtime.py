@@ -301,6 +301,52 @@ def test_a_cancelled_download_stops_between_chunks_and_removes_its_part(tmod, tm
     assert not dest.exists() and not (tmp_path / "model.glb.part").exists()
 
 
+@pytest.mark.parametrize("second", ["ignores_range", "wrong_range"])
+def test_a_resume_the_server_does_not_honour_starts_over(tmod, tmp_path, second):
+    """Bytes are appended only when the answer is the range asked for; otherwise the file is
+    fetched from its first byte again, and never spliced."""
+    import requests
+
+    download = tmod("core.download")
+    body = bytes(range(256)) * 40
+    asked = []
+
+    class Answer:
+        def __init__(self, status, headers, data, cut=False):
+            self.status_code, self.headers, self._data, self._cut = status, headers, data, cut
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def iter_content(self, chunk_size):
+            yield self._data
+            if self._cut:
+                raise requests.exceptions.ChunkedEncodingError("cut")
+
+    class Session:
+        def get(self, url, **kwargs):
+            asked.append(kwargs["headers"].get("Range"))
+            full = {"Content-Length": str(len(body)), "Accept-Ranges": "bytes"}
+            if len(asked) == 1:
+                return Answer(200, full, body[:1000], cut=True)
+            if len(asked) == 2 and second == "ignores_range":
+                return Answer(200, full, body)
+            if len(asked) == 2:  # a 206, but not from the byte asked for
+                return Answer(206, {"Content-Length": str(len(body) - 10),
+                                    "Content-Range": f"bytes 10-{len(body) - 1}/{len(body)}"}, body[10:])
+            return Answer(200, full, body)
+
+    dest = tmp_path / "model.glb"
+    download.download_file(Session(), "http://127.0.0.1:1/model.glb", dest, sleep=lambda s: None)
+    assert dest.read_bytes() == body
+    assert asked[:2] == [None, "bytes=1000-"]
+    assert len(asked) == (2 if second == "ignores_range" else 3)
+    assert not (tmp_path / "model.glb.part").exists()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="the .part lock uses fcntl")
 def test_two_downloads_of_one_file_never_overlap(tmod, tmp_path):
     download = tmod("core.download")

@@ -52,6 +52,28 @@ def close(a, b, tolerance=1e-4) -> bool:
 
 # --- retexture ----------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("hostile", ["../../etc/passwd", "w" * 300, "车轮/../x"])
+def test_unknown_part_names_are_refused_before_any_request(connected, tmod, hostile):
+    api = tmod("api")
+    root, parts = parts_asset(api, "a toy cart with wheels")
+    real = sorted(meta(p)["part_name"] for p in parts)
+    count = len(connected.creates())
+    with pytest.raises(tmod("core.errors").ValidationError) as info:
+        api.retexture(root, "rusty", part_names=[real[0], hostile])
+    message = info.value.user_message()
+    assert repr(hostile[:60]).rstrip("'") in message, message  # names the unknown part ...
+    assert all(name in message for name in real)                # ... and lists the real ones
+    assert real[0] + "'" not in message.split("parts are")[0]
+    with pytest.raises(tmod("core.errors").ValidationError, match="has no part"):
+        api.lowpoly(root, part_names=[hostile])
+    assert len(connected.creates()) == count, "nothing was sent"
+    # A renamed part object keeps its metadata name, which is what is sent and checked.
+    parts[0].name = hostile[:50]
+    select(parts[0])
+    job = tmod("blender.selection").build_jobs("retexture", tmod("blender.selection").analyze())[0]
+    assert job.steps[0].params["part_names"] == [meta(parts[0])["part_name"]]
+
+
 def test_retexturing_two_of_five_parts_changes_exactly_those_two(connected, tmod, tmp_path):
     api, s = tmod("api"), bpy.context.scene.tripo
     root, parts = parts_asset(api, "a toy cart with wheels")

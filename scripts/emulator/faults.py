@@ -19,6 +19,9 @@ KIND:
   body is sent before the connection closes (meant for downloads; works on any answer).
 - `expire`: HTTP 403 code 1005 "URL expired" (meant for downloads); nothing processed.
 - `malformed`: HTTP 200 whose body is not valid JSON; nothing processed.
+- `late`: the connection is closed without an answer, and the request is processed
+  `late_seconds` (default 5) afterwards, as a request held up in a gateway would be: a create
+  shows up on the account only then (it is meant for creates; any other request is just reset).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import threading
 from dataclasses import dataclass
 
 KINDS = ("429", "500", "503", "2000", "reset_before", "reset_after", "slow", "truncate", "expire",
-         "malformed")
+         "malformed", "late")
 TARGETS = ("create", "get", "list", "balance", "usage", "upload", "download", "any")
 
 

@@ -240,6 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
         has_auth = "Authorization" in self.headers
         entry = emulator.log.start(self.command, path, query, has_auth, kind)
         entry["content_type"] = self.headers.get("Content-Type")
+        if self.headers.get("Range"):
+            entry["range"] = self.headers.get("Range")
         if has_auth and kind in ("download", "upload"):
             log.warning("a %s request carried an Authorization header: %s %s", kind,
                         self.command, path)
@@ -281,6 +283,12 @@ class _Handler(BaseHTTPRequestHandler):
 
         kind_of_fault = fault.kind if fault else None
         if kind_of_fault == "reset_before":
+            self._reset()
+            return
+        if kind_of_fault == "late":
+            if target == "create":
+                emulator.process_late(path, query, payload, self.headers.get("Authorization"),
+                                      self.headers.get("Content-Type", ""))
             self._reset()
             return
         if kind_of_fault == "slow":
@@ -459,6 +467,24 @@ class EmulatorServer:
 
     # --- dispatch -----------------------------------------------------------------------------
 
+    def process_late(self, path: str, query: str, payload: bytes, authorization: str | None,
+                     content_type: str) -> None:
+        """The `late` fault: processes a create `late_seconds` from now, unanswered."""
+        def process() -> None:
+            try:
+                key = self.api.authenticate(authorization)
+                data = json.loads(self._api("POST", path, query, payload, key, content_type).body)
+                log.info("late create processed: %s", data.get("data"))
+            except ApiError as exc:
+                log.info("late create refused: %s %s", exc.code, exc.message)
+            except Exception:  # noqa: BLE001 - an emulator bug must not kill the timer thread silently
+                log.exception("late create of %s failed", path)
+
+        timer = threading.Timer(self.api.config.late_seconds, process)
+        timer.daemon = True
+        timer.start()
+
+
     def error_response(self, path: str, exc: ApiError, request_id: str) -> Response:
         """An error answer in the wire format of the path's flavour."""
         if aistudio.owns(path):
@@ -611,7 +637,7 @@ class EmulatorServer:
     # --- test control -------------------------------------------------------------------------
 
     def _control(self, method: str, name: str, payload: bytes) -> Response:
-        """`POST reset`, `POST config {...}`, `POST faults {"spec"}`, `GET faults`,
+        """`POST reset`, `POST config {...}`, `POST faults {"spec", "clear"}`, `GET faults`,
         `GET requests`, `GET tasks`, `POST big-file {"size_mb"}`, `GET health`."""
         try:
             body = json.loads(payload) if payload else {}
@@ -634,6 +660,8 @@ class EmulatorServer:
             if (method, name) == ("GET", "config"):
                 return _json(200, {"config": self.api.config.as_dict()})
             if (method, name) == ("POST", "faults"):
+                if body.get("clear"):
+                    self.faults.clear()
                 self.faults.add(body.get("spec", ""))
                 return _json(200, {"faults": self.faults.pending()})
             if (method, name) == ("GET", "faults"):

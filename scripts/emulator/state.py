@@ -41,6 +41,7 @@ class Config:
     url_ttl_seconds: float = 300.0
     slow_seconds: float = 2.0
     asset_profile: str = "light"
+    late_seconds: float = 5.0  # delay of the `late` fault: when the create is processed
 
     def update(self, changes: dict) -> None:
         """Applies `changes`; raises ValueError for an unknown key or a value of the wrong type."""

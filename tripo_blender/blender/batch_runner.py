@@ -405,6 +405,8 @@ class BatchRun:
         status = str((step.task or {}).get("status") or "")
         if step.task_id and status not in ("failed", "cancelled", "banned", "expired"):
             step.state = core_jobs.RUNNING      # task exists (may have succeeded): poll it again
+        elif step.state == core_jobs.SENDING:
+            pass  # its create may have reached Tripo: the engine reconciles it, never resends it
         else:
             step.state, step.task_id, step.task = core_jobs.PENDING, None, None
             step.attempts = 0
@@ -575,6 +577,8 @@ class BatchRun:
                                               key=lambda n: next((v.index(n) for v in names.values() if n in v), 0))
         if not any(names.values()):
             log.warning("%s: the model has no named parts, so there is no per-part work", plan.asset_id)
+        for work, missing, real in batchfile.unknown_parts(plan, names):
+            self.refuse_unknown_parts(plan, work, missing, real)
         for job in batchfile.part_jobs(plan, record, names, str(self.out / plan.asset_id)):
             self.part_parent[job.job_id] = plan.job_id
             previous = self.previous.get(job.job_id)
@@ -598,6 +602,29 @@ class BatchRun:
                 else:
                     to_submit.append(again)
             # other states: adopted by resume_from_journal
+
+    def refuse_unknown_parts(self, plan: batchfile.AssetPlan, work, missing: list[str],
+                             real: list[str]) -> None:
+        """A `parts` entry the model lacks: one failed part job in the report (no request)."""
+        for name in missing:
+            stem = f"{work.stage}__unknown__{batchfile.safe_name(name)[:40]}"
+            job_id = f"{plan.job_id}-{stem}"[:120]
+            if job_id in self.finished:
+                continue
+            message = (f"post.texture_parts names the part {name!r}, which the model does not "
+                       f"have; its parts are: {', '.join(real) or '(none)'}. Nothing was sent for it.")
+            log.error("%s: %s", plan.asset_id, message)
+            job = core_jobs.Job.new(f"{plan.asset_id} {stem}", [core_jobs.Step(
+                work.task_type, dict(work.params), file_stem=stem, downloads=())],
+                {"asset_id": plan.asset_id, "batch_parent": plan.job_id, "part_name": name,
+                 "part_work": work.kind, "no_import": True}, job_id=job_id)
+            job.out_dir = str(self.out / plan.asset_id)
+            record = job.to_record()
+            record["state"] = core_jobs.FAILED
+            record["error"] = {"type": "UnknownPart", "code": None, "message": message}
+            self.part_parent[job_id] = plan.job_id
+            self.records[job_id] = record
+            self.job_finished(record)
 
     def job_finished(self, job: dict) -> None:
         job_id = job["job_id"]
@@ -824,6 +851,11 @@ class BatchRun:
                 "credits": sum(a["credits"] for a in assets),
                 "estimated_credits": sum(a["estimated_credits"] for a in assets),
                 "unfinished_jobs": len(self.pending()),
+                "needs_decision": sum(1 for r in self.records.values()
+                                      if r.get("state") == core_jobs.NEEDS_DECISION),
+                # Tasks Tripo created late for a request already submitted again (billed,
+                # not imported), with their ids in the job's journal record.
+                "duplicate_tasks": sum(len(r.get("duplicates") or []) for r in self.records.values()),
             },
             "engine": dict(self.engine.stats) if self.engine else {},
             "qc_failed": qc_failed,

@@ -66,6 +66,39 @@ def glb_node_names(path: str | Path) -> list[str]:
     return [node.get("name", "") for node in document.get("nodes", []) if "mesh" in node]
 
 
+#: The collection the glTF importer puts its helper objects in (the bone-shape sphere).
+GLTF_HELPER_COLLECTION = "glTF_not_exported"
+
+
+def gltf_import_options() -> dict:
+    """Options for bpy.ops.import_scene.gltf: no bone-shape sphere where the importer can skip
+    it (`disable_bone_shape`, not in every Blender version). Bones then draw as Blender's own."""
+    props = bpy.ops.import_scene.gltf.get_rna_type().properties
+    return {"disable_bone_shape": True} if "disable_bone_shape" in props else {}
+
+
+def remove_import_helpers(new_objects: list, collections_before: set) -> list:
+    """Removes what the glTF importer made for display only (its bone-shape sphere and the
+    helper collection holding it), so no untagged stray object lands; returns the rest."""
+    helpers = [o for o in new_objects
+               if any(c.name.startswith(GLTF_HELPER_COLLECTION) for c in o.users_collection)]
+    if helpers:
+        for obj in new_objects:
+            if obj.pose is not None:
+                for pose_bone in obj.pose.bones:
+                    if pose_bone.custom_shape in helpers:
+                        pose_bone.custom_shape = None
+        for helper in helpers:
+            mesh = helper.data
+            bpy.data.objects.remove(helper, do_unlink=True)
+            if mesh is not None and mesh.users == 0:
+                bpy.data.meshes.remove(mesh)
+    for collection in set(bpy.data.collections) - collections_before:
+        if collection.name.startswith(GLTF_HELPER_COLLECTION) and not collection.all_objects:
+            bpy.data.collections.remove(collection)
+    return [o for o in new_objects if o not in helpers]
+
+
 def asset_name(job: dict) -> str:
     name = job.get("meta", {}).get("name") or job.get("label") or "Tripo asset"
     name = re.sub(r"\s+", " ", name).strip()
@@ -152,9 +185,11 @@ def import_job(context, job: dict) -> ImportResult:
 
     objects_before = set(bpy.data.objects)
     actions_before = set(bpy.data.actions)
-    bpy.ops.import_scene.gltf(filepath=path)
+    collections_before = set(bpy.data.collections)
+    bpy.ops.import_scene.gltf(filepath=path, **gltf_import_options())
     new_objects = [o for o in bpy.data.objects if o not in objects_before]
     new_actions = [a for a in bpy.data.actions if a not in actions_before]
+    new_objects = remove_import_helpers(new_objects, collections_before)
     if not new_objects:
         raise RuntimeError(f"{Path(path).name} contained nothing to import")
 

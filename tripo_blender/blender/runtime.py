@@ -473,8 +473,12 @@ def describe(job: dict) -> str:
     steps = job.get("steps") or []
     index = core_jobs.current_step_index(job)
     step = steps[index] if steps else {}
-    return (f"{job.get('label', '')}: step {index + 1}/{len(steps)} {step.get('task_type', '')} "
+    line = (f"{job.get('label', '')}: step {index + 1}/{len(steps)} {step.get('task_type', '')} "
             f"{job.get('state')} {step.get('progress', 0)}%")
+    if step.get("state") == core_jobs.SENDING and step.get("reconcile_note"):
+        # An unknown create outcome being checked: say so, and what the last check found.
+        line += f" (checking whether the task was created: {step['reconcile_note']})"
+    return line
 
 
 # How a finished job lands in the scene, by job.meta["kind"]; the default imports a new asset.

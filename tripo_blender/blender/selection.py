@@ -182,6 +182,15 @@ class Selection:
         return [(metadata.read(o) or {}).get("part_name") or o.name for o in self.parts]
 
     @property
+    def known_parts(self) -> list[str]:
+        """The asset's parts as its metadata lists them (as its part objects name them when the
+        list is missing)."""
+        listed = [str(n) for n in (self.root_meta.get("part_names") or []) if n]
+        if listed:
+            return listed
+        return sorted({(metadata.read(o) or {}).get("part_name") or o.name for o in self.all_parts})
+
+    @property
     def root_meta(self) -> dict:
         return (metadata.read(self.root) or {}) if self.root is not None else {}
 
@@ -488,9 +497,43 @@ CONVERT_OPTIONS = ("flatten_bottom", "flatten_bottom_threshold", "pivot_to_cente
                    "export_vertex_colors", "animate_in_place")
 
 
+def _shown(name: str, limit: int = 60) -> str:
+    return repr(name if len(name) <= limit else name[:limit] + "…")
+
+
+def check_part_names(sel: Selection, names) -> None:
+    """Every name must be a part the asset is known to have (its metadata's part list, else its
+    part objects): Tripo refuses any other with a 400, so it is refused here, before a request,
+    naming the unknown part and listing the real ones."""
+    if not names:
+        return
+    known = list(sel.known_parts)
+    unknown = [n for n in names if n not in known]
+    if not unknown:
+        return
+    shown = ", ".join(_shown(str(n)) for n in unknown[:3]) + (f" and {len(unknown) - 3} more"
+                                                            if len(unknown) > 3 else "")
+    if not known:
+        raise errors.ValidationError(f"{sel.name} has no known parts, so part {shown} cannot be "
+                                     "used: segment it first, or act on the whole asset.",
+                                     field="part_names")
+    raise errors.ValidationError(
+        f"{sel.name} has no part {shown}; its parts are: {', '.join(known)}.", field="part_names")
+
+
 def build_jobs(action: str, sel: Selection, **options) -> list[Job]:
     """The jobs of an action on a selection. Raises errors.ValidationError with the reason when
-    the selection cannot take it (nothing is sent then)."""
+    the selection cannot take it (nothing is sent then), including part names the asset does
+    not have."""
+    jobs = _build_jobs(action, sel, **options)
+    if action != "bring_to_tripo":
+        for job in jobs:
+            for step in job.steps:
+                check_part_names(sel, step.params.get("part_names"))
+    return jobs
+
+
+def _build_jobs(action: str, sel: Selection, **options) -> list[Job]:
     if action == "bring_to_tripo":
         reason = sel.reason(action)
         if reason:
@@ -620,7 +663,7 @@ class _Imported:
         self._active = view_layer.objects.active
         before = {kind: set(getattr(bpy.data, kind)) for kind in self.KINDS}
         _ensure_object_mode(context)
-        bpy.ops.import_scene.gltf(filepath=str(path))
+        bpy.ops.import_scene.gltf(filepath=str(path), **importer.gltf_import_options())
         self.new = {kind: [d for d in getattr(bpy.data, kind) if d not in before[kind]]
                     for kind in self.KINDS}
         helpers = [c for c in self.new["collections"] if c.name.startswith("glTF_not_exported")]

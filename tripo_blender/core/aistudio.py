@@ -735,6 +735,7 @@ class AIStudioProvider(Provider):
     """
 
     name = PROVIDER_NAME
+    can_reconcile = False  # no task listing: a lost create can never be proved absent
 
     def __init__(
         self,
@@ -1189,7 +1190,8 @@ class AIStudioProvider(Provider):
                  output_key: str = "model_url", max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
                  progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
         """Downloads an asset URL (never with the API key). An expired link is refreshed once by
-        asking for the task's status again; results older than 24 h are gone for good."""
+        asking for the task's status again (3D AI Studio does not sign links afresh, so more
+        tries would fetch the same link); results older than 24 h are gone for good."""
         refresh = None
         if task_id:
             old = urlsplit(url)
@@ -1206,7 +1208,7 @@ class AIStudioProvider(Provider):
         try:
             return download_file(self._thread_session("plain"), url, dest, max_bytes=max_bytes,
                                  refresh_url=refresh, timeout=self.timeout, sleep=self._sleep,
-                                 progress=progress)
+                                 progress=progress, max_refreshes=1)  # links are not re-signed
         except DownloadError as exc:
             if exc.http_status in EXPIRED_STATUSES or exc.http_status == 404:
                 raise DownloadError(

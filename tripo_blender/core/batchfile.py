@@ -1607,5 +1607,20 @@ def part_jobs(plan: AssetPlan, job_record: dict, part_names: dict[int, list[str]
     return jobs
 
 
+def unknown_parts(plan: AssetPlan, part_names: dict[int, list[str]]) -> list[tuple[PartWork, list[str], list[str]]]:
+    """Per-part work naming parts the finished model does not have: (work, unknown names, the
+    model's real part names). Checked before any per-part request, so they cost nothing; the
+    batch runner reports each as a failed part job instead of skipping it silently."""
+    found = []
+    for work in plan.part_work:
+        if work.parts is None:
+            continue
+        real = list(part_names.get(work.source_step) or [])
+        missing = [name for name in work.parts if name not in real]
+        if missing:
+            found.append((work, missing, real))
+    return found
+
+
 def step_stem(step: dict, index: int) -> str:
     return step.get("file_stem") or f"{index + 1:02d}_{step.get('task_type', 'step')}"

@@ -6,9 +6,13 @@
 - Only http(s) URLs. The API key is never sent: the session given must be a plain one (no
   auth), and the ``Authorization`` header is removed explicitly on every request anyway.
 - Signed output URLs expire: on 401/403/410 the ``refresh_url`` callback (the provider
-  re-queries the task) is called once for a fresh URL.
-- A body shorter than ``Content-Length`` (cut connection) is retried a bounded number of
-  times, then :class:`DownloadError`.
+  re-queries the task) is called for a fresh URL, as often as needed: a slow transfer of a big
+  file can outlive several short-lived links. What bounds it is time (``patience``), not a count.
+- A body shorter than ``Content-Length`` (cut connection) is retried; where the server accepts
+  ranges (``Accept-Ranges: bytes``) the retry asks only for the missing bytes (``Range``) and
+  appends them, checked against ``Content-Range``. Retries stop after ``max_attempts`` in a row
+  that brought no new byte (the job engine sets no count: a paid result is worth waiting for),
+  or when ``patience`` runs out; then :class:`DownloadError`.
 - One writer per ``.part``: the download holds an exclusive lock on it (``fcntl.flock`` on
   POSIX) from the first byte to the rename, so a second download of the same file (another
   process, or a restarted engine in this one) waits for the first to finish or give up instead
@@ -58,10 +62,18 @@ class DownloadCancelled(Exception):
 
 #: How long a download waits for another writer of the same ``.part`` to finish.
 PART_LOCK_TIMEOUT = 120.0
+#: How long one download keeps refreshing expired links and retrying cut transfers.
+DOWNLOAD_PATIENCE = 600.0
 
 
 class _Truncated(Exception):
-    pass
+    def __init__(self, reason: str, resumable: bool = False) -> None:
+        super().__init__(reason)
+        self.resumable = resumable
+
+
+class _RangeRefused(Exception):
+    """The server did not answer a Range request with the bytes asked for: start over."""
 
 
 class _Expired(Exception):
@@ -125,15 +137,30 @@ def _part_lock(part: Path, timeout: float, sleep: Callable[[float], None]):
         os.close(fd)
 
 
+def _content_range_start(value: Optional[str]) -> tuple[Optional[int], Optional[int]]:
+    """(first byte, total size) of a ``Content-Range: bytes A-B/T`` header (None where absent)."""
+    if not value or not value.strip().lower().startswith("bytes "):
+        return None, None
+    span, _, total = value.strip()[6:].partition("/")
+    first = span.partition("-")[0]
+    try:
+        return int(first), (int(total) if total.strip().isdigit() else None)
+    except ValueError:
+        return None, None
+
+
 def _fetch_once(session: requests.Session, url: str, part: Path, *, max_bytes: Optional[int],
                 chunk_size: int, timeout, progress: Optional[Callable[[int, Optional[int]], None]],
-                ) -> int:
-    """One attempt: stream ``url`` into ``part``; returns bytes written."""
+                offset: int = 0) -> int:
+    """One attempt: stream ``url`` into ``part`` (from byte ``offset`` on, appended to the
+    first ``offset`` bytes already there, when ``offset`` > 0); returns the size on disk."""
     headers = {
         "Authorization": None,  # None removes it even if the session had one
         "Accept-Encoding": "identity",  # so Content-Length is the size on disk
         "Accept": "*/*",
     }
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
     try:
         resp = session.get(url, stream=True, timeout=timeout, headers=headers,
                            allow_redirects=True)
@@ -147,26 +174,44 @@ def _fetch_once(session: requests.Session, url: str, part: Path, *, max_bytes: O
             raise _Retryable(f"HTTP {resp.status_code}")
         if resp.status_code == 404:
             raise _Expired(404)
+        if offset and resp.status_code == 416:
+            raise _RangeRefused()
         if not 200 <= resp.status_code < 300:
             raise DownloadError(f"The download failed: the server answered HTTP {resp.status_code}.",
                                 http_status=resp.status_code, url=redact_url(url))
-        expected: Optional[int] = None
-        length = resp.headers.get("Content-Length")
         encoded = resp.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
+        start = 0
+        total: Optional[int] = None
+        if resp.status_code == 206:
+            first, total = _content_range_start(resp.headers.get("Content-Range"))
+            if not offset or first != offset or encoded:
+                raise _RangeRefused()  # not the bytes asked for: never splice them in
+            start = offset
+        length = resp.headers.get("Content-Length")
         if length is not None and not encoded:
             try:
-                expected = int(length)
+                total = start + int(length) if total is None else total
             except ValueError:
-                expected = None
-        if max_bytes is not None and expected is not None and expected > max_bytes:
+                total = None
+        elif resp.status_code != 206:
+            total = None
+        resumable = resp.headers.get("Accept-Ranges", "").lower() == "bytes" and not encoded
+        if max_bytes is not None and total is not None and total > max_bytes:
             raise DownloadError(
-                f"The file is {expected / 1048576:.1f} MB, more than the "
+                f"The file is {total / 1048576:.1f} MB, more than the "
                 f"{max_bytes / 1048576:.1f} MB allowed for a download; nothing was saved.",
                 url=redact_url(url),
             )
-        written = 0
+        written = start
+        if total is not None and hasattr(getattr(resp, "raw", None), "enforce_content_length"):
+            # A cut body then ends the iteration with every byte received (checked against the
+            # length below), instead of an exception that drops the last buffered block.
+            resp.raw.enforce_content_length = False
         try:
-            with open(part, "wb") as out:
+            with open(part, "r+b" if start else "wb") as out:
+                if start:
+                    out.seek(start)
+                    out.truncate()
                 for chunk in resp.iter_content(chunk_size=chunk_size):
                     if not chunk:
                         continue
@@ -179,12 +224,12 @@ def _fetch_once(session: requests.Session, url: str, part: Path, *, max_bytes: O
                         )
                     out.write(chunk)
                     if progress is not None:
-                        progress(written, expected)
+                        progress(written, total)
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
                 requests.exceptions.Timeout) as exc:
-            raise _Truncated(f"connection cut after {written} bytes") from exc
-        if expected is not None and written != expected:
-            raise _Truncated(f"got {written} of {expected} bytes")
+            raise _Truncated(f"connection cut after {written} bytes", resumable) from exc
+        if total is not None and written != total:
+            raise _Truncated(f"got {written} of {total} bytes", resumable and written < total)
         return written
 
 
@@ -196,16 +241,21 @@ def download_file(
     max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
     refresh_url: Optional[Callable[[], Optional[str]]] = None,
     chunk_size: int = CHUNK_SIZE,
-    max_attempts: int = 3,
+    max_attempts: Optional[int] = 3,
     timeout=(10, 60),
     sleep: Callable[[float], None] = time.sleep,
     progress: Optional[Callable[[int, Optional[int]], None]] = None,
+    patience: float = DOWNLOAD_PATIENCE,
+    clock: Callable[[], float] = time.monotonic,
+    max_refreshes: Optional[int] = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (parent folders created). Returns ``dest`` as a Path.
 
-    ``refresh_url()`` is called at most once, when the URL looks expired (401/403/404/410);
-    it returns a fresh URL (or None if there is none). Cut or failed transfers are retried up
-    to ``max_attempts`` in total. ``progress(bytes_so_far, total_or_None)`` is called per
+    ``refresh_url()`` is called whenever the URL looks expired (401/403/410; 404 once), for
+    ``patience`` seconds (and at most ``max_refreshes`` times, for a service whose links are not
+    signed afresh); it returns a fresh URL (or None if there is none). Cut or failed
+    transfers are retried (resumed with ``Range`` where the server allows it) until
+    ``max_attempts`` in a row brought no new byte (None: no count), or ``patience`` runs out. ``progress(bytes_so_far, total_or_None)`` is called per
     chunk. Raises :class:`DownloadError` (or the :class:`TripoError` raised by
     ``refresh_url``); the destination is then untouched and no ``.part`` file remains.
     """
@@ -217,7 +267,8 @@ def download_file(
         return _download_locked(session, url, dest, part, max_bytes=max_bytes,
                                 refresh_url=refresh_url, chunk_size=chunk_size,
                                 max_attempts=max_attempts, timeout=timeout, sleep=sleep,
-                                progress=progress)
+                                progress=progress, patience=patience, clock=clock,
+                                max_refreshes=max_refreshes)
 
 
 def _download_locked(session, url, dest: Path, part: Path, **options) -> Path:
@@ -231,45 +282,69 @@ def _download_locked(session, url, dest: Path, part: Path, **options) -> Path:
 
 
 def _attempts(session, url, dest: Path, part: Path, *, max_bytes, refresh_url, chunk_size,
-              max_attempts, timeout, sleep, progress) -> Path:
-    refreshed = False
-    attempt = 0
+              max_attempts, timeout, sleep, progress, patience, clock, max_refreshes) -> Path:
+    deadline = clock() + patience
+    refreshes = 0
+    refreshed_missing = False
+    fruitless = 0          # failed attempts in a row that added no byte
+    offset = 0             # bytes of the .part kept for a ranged retry
     last_reason = ""
     while True:
-        attempt += 1
+        before = offset
         try:
             size = _fetch_once(session, url, part, max_bytes=max_bytes, chunk_size=chunk_size,
-                               timeout=timeout, progress=progress)
+                               timeout=timeout, progress=progress, offset=offset)
             os.replace(part, dest)
-            log.debug("Downloaded %s (%d bytes) to %s", redact_url(url), size, dest)
+            log.debug("Downloaded %s (%d bytes, resumed at %d) to %s", redact_url(url), size,
+                      before, dest)
             return dest
         except _Expired as exc:
-            if refresh_url is None or refreshed:
+            out_of_time = clock() > deadline
+            used_up = max_refreshes is not None and refreshes >= max_refreshes
+            if refresh_url is None or out_of_time or used_up or (exc.status == 404 and refreshed_missing):
                 raise DownloadError(
-                    f"The download link is no longer valid (HTTP {exc.status}).",
+                    f"The download link is no longer valid (HTTP {exc.status})"
+                    + (f", and fresh links kept failing for {patience:.0f} s." if out_of_time else "."),
                     http_status=exc.status, url=redact_url(url),
                     suggestion=("Query the task again for a fresh link" if refresh_url is None
                                 else "The task's files may have been deleted; "
                                      "generate the result again"),
                 ) from None
-            refreshed = True
-            log.info("Download link expired (HTTP %s); asking for a fresh one", exc.status)
+            refreshed_missing = refreshed_missing or exc.status == 404
+            if refreshes:  # a fresh link that failed at once: give the service a moment
+                sleep(min(10.0, 0.5 * 2 ** (refreshes - 1)))
+            refreshes += 1
+            log.info("Download link expired (HTTP %s); asking for a fresh one (%d)", exc.status,
+                     refreshes)
             new_url = refresh_url()
             if not new_url:
                 raise DownloadError("The download link expired and the task has no fresh one.",
                                     http_status=exc.status, url=redact_url(url)) from None
             _check_url(new_url)
+            if urlsplit(new_url).path != urlsplit(url).path:
+                offset = 0  # another file: the bytes kept are not its beginning
             url = new_url
-            attempt -= 1  # a refresh is not a failed transfer
+        except _RangeRefused:
+            log.info("The server did not resume %s at byte %d; starting over", redact_url(url), offset)
+            offset = 0
         except (_Truncated, _Retryable) as exc:
             last_reason = str(exc)
-            if attempt >= max_attempts:
+            if isinstance(exc, _Truncated) and exc.resumable:
+                try:
+                    offset = part.stat().st_size
+                except OSError:
+                    offset = 0
+            else:
+                offset = 0
+            fruitless = 0 if offset > before else fruitless + 1
+            if (max_attempts is not None and fruitless >= max_attempts) or clock() > deadline:
                 raise DownloadError(
-                    f"The download kept failing ({last_reason}) after {attempt} attempts.",
-                    url=redact_url(url),
+                    f"The download kept failing ({last_reason}).", url=redact_url(url),
                 ) from None
-            log.info("Download of %s failed (%s); retrying", redact_url(url), last_reason)
-            sleep(min(8.0, 0.5 * (2 ** (attempt - 1))))
+            log.info("Download of %s failed (%s); retrying%s", redact_url(url), last_reason,
+                     f" from byte {offset}" if offset else "")
+            if offset <= before:
+                sleep(min(8.0, 0.5 * (2 ** (min(fruitless, 6) - 1))))
         except TripoError:
             raise
         except OSError as exc:

@@ -12,10 +12,16 @@ adopts only jobs whose lock nobody holds, `stop` releases every lock once the do
 stopped, so two processes (or two engines of one process) never run or download one job.
 
 Billing safety: a step is journaled as SENDING before its create request goes out. A create
-whose outcome is unknown (the request may have reached Tripo) is never sent again: it is
-reconciled with the server (adopted if found), and if that cannot settle it the job waits for
-the user's decision (NEEDS_DECISION). A failed task is only resubmitted when retries were asked
-for and its failure is not one that would fail again (content policy, bad parameters).
+whose outcome is unknown (the request may have reached Tripo) is never sent again blindly. Every
+run of the engine keeps reconciling it with the server (the usage list plus the task's echoed
+input, with backoff) for RECONCILE_WINDOW after it was sent: a matching task is adopted whenever
+it shows up. Only once the window has passed and the usage list (which lists every billed task)
+still shows no match is the step submitted again; its earlier attempt stays watched, and a task
+that shows up for it later is recorded as a duplicate (never imported twice). The user is asked
+(NEEDS_DECISION) only when the service could not be reached during the whole window, or when the
+provider has no task list to check; reconciliation goes on meanwhile. A failed task is only
+resubmitted when retries were asked for and its failure is not one that would fail again
+(content policy, bad parameters).
 """
 
 from __future__ import annotations
@@ -64,6 +70,27 @@ STEP_FAILED = "failed"
 NON_RETRYABLE_CODES = {1003, 1004, 1005, 2006, 2007, 2008, 2010, 2015, 2016, 2017, 2018}
 MAX_UNSENT_ATTEMPTS = 4  # creates that never left the machine (service unreachable)
 
+#: Seconds a create whose outcome is unknown is reconciled before "not in the usage list" counts
+#: as proof that it created nothing. A request can reach Tripo late: it may wait in a proxy or
+#: gateway (their timeouts run to minutes), our own read timeout is 60 s, and a task may take a
+#: while to show in the usage list. Ten minutes covers several of those delays end to end; what
+#: it costs is that an asset whose create got an ambiguous answer (500/503, a cut connection)
+#: is resubmitted only ten minutes later. $TRIPO_RECONCILE_WINDOW overrides it (seconds).
+RECONCILE_WINDOW = 600.0
+#: How long an attempt that was resubmitted is still watched for a late task (recorded as a
+#: duplicate). Tripo keeps task records about 7 days; a day covers any plausible delay.
+LATE_WATCH_SECONDS = 24 * 3600.0
+
+
+def default_reconcile_window() -> float:
+    value = os.environ.get("TRIPO_RECONCILE_WINDOW", "")
+    try:
+        return max(0.0, float(value)) if value.strip() else RECONCILE_WINDOW
+    except ValueError:
+        log.warning("TRIPO_RECONCILE_WINDOW=%r is not a number of seconds; using %g s", value,
+                    RECONCILE_WINDOW)
+        return RECONCILE_WINDOW
+
 
 @dataclass
 class Step:
@@ -83,6 +110,15 @@ class Step:
     attempts: int = 0
     submitted_at: float | None = None
     finished_at: float | None = None
+    # Reconciliation of a create whose outcome is unknown: when the service last answered a
+    # check (None: not since it was sent), and what the last check found.
+    reached_at: float | None = None
+    reconcile_note: str = ""
+    checks: int = 0                # reconcile checks of the current create (for the backoff)
+    # Earlier creates of this step that were resubmitted without a task being found for them
+    # (proved absent after the window, or the user chose to resubmit); a task that shows up for
+    # one later is a duplicate. Each: {"sent_at": float, "watch_until": float}.
+    lost_creates: list = field(default_factory=list)
 
 
 @dataclass
@@ -102,6 +138,9 @@ class Job:
     # Who submitted it: ownership.this_process() plus "blend" (the .blend it lands in, "" when
     # unsaved). An adopting process puts its own pid/token here and keeps "blend".
     owner: dict = field(default_factory=dict)
+    # Tasks found for lost creates after the step had another task: billed, never imported.
+    # Each: {"step": index, "task_id": str, "found_at": float}.
+    duplicates: list = field(default_factory=list)
 
     @classmethod
     def new(cls, label: str, steps: list[Step], meta: dict | None = None, job_id: str | None = None) -> "Job":
@@ -191,7 +230,8 @@ class JobEngine:
     def __init__(self, provider_factory: Callable[[], object], journal: Journal, download_dir: str | os.PathLike,
                  *, provider_name: str = "tripo", base_url: str = "", max_concurrent: int = 8,
                  creates_per_minute: int = 100, max_task_retries: int = 0,
-                 poll_min: float = 1.0, poll_max: float = 5.0, download_workers: int = 2):
+                 poll_min: float = 1.0, poll_max: float = 5.0, download_workers: int = 2,
+                 reconcile_window: float | None = None):
         self._provider_factory = provider_factory
         self._local = threading.local()
         self.journal = journal
@@ -203,6 +243,9 @@ class JobEngine:
         self.creates_per_minute = creates_per_minute
         self.max_task_retries = max_task_retries
         self.poll_min, self.poll_max = poll_min, poll_max
+        self.reconcile_window = default_reconcile_window() if reconcile_window is None \
+            else max(0.0, float(reconcile_window))
+        self._watch_at: dict[tuple[str, int, float], float] = {}  # lost create -> next check
         self.events: "queue.Queue[JobEvent]" = queue.Queue()
         self._inbox: "queue.Queue[Callable[[], None]]" = queue.Queue()
         self._jobs: dict[str, Job] = {}
@@ -216,7 +259,8 @@ class JobEngine:
         self._retry_at: dict[tuple[str, int], float] = {}
         self._next_poll = 0.0
         self._poll_failures = 0
-        self.stats = {"creates": 0, "polls": 0, "downloads": 0}
+        self.stats = {"creates": 0, "polls": 0, "downloads": 0, "reconciles": 0,
+                      "adopted": 0, "resubmitted_after_window": 0, "duplicates": 0}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "JobEngine":
@@ -409,7 +453,11 @@ class JobEngine:
     def _sleep_time(self) -> float:
         now = time.monotonic()
         deadlines = [self._next_poll] if self._has_running() else []
-        deadlines += [t for t in self._retry_at.values()]
+        deadlines += [t for t in self._retry_at.values() if t > now]  # past ones run this round
+        wall = time.time()
+        deadlines += [self._watch_at.get((j.job_id, i, lost["sent_at"]), now)
+                      for j in self._jobs.values() for i, st in enumerate(j.steps)
+                      for lost in st.lost_creates if lost.get("watch_until", 0) >= wall]
         if self._pending_downloads:
             deadlines.append(now + 0.05)
         if any(j.state == QUEUED or j.current.state == PENDING for j in self._active_jobs()):
@@ -489,7 +537,10 @@ class JobEngine:
             task_id = self.provider.create_task(request)
         except errors.CreateOutcomeUnknown as exc:
             log.warning("create of %s step %d: outcome unknown (%s); reconciling", job.job_id, index, exc)
-            self._retry_at[key] = time.monotonic() + 1.0
+            step.checks, step.reached_at = 0, None
+            step.reconcile_note = exc.user_message()
+            self._save(job)
+            self._retry_at[key] = time.monotonic() + 0.5
             self._emit("notice", job, "Connection lost while creating the task; checking with Tripo "
                                       "whether it was created (it will not be sent twice).")
             return
@@ -530,41 +581,152 @@ class JobEngine:
         self._next_poll = min(self._next_poll, time.monotonic() + self.poll_min)
         self._emit("update", job)
 
+    # reconciliation ---------------------------------------------------------------------------
+    def _reconcile_interval(self, step: Step) -> float:
+        """Backoff between checks of one unknown create: quick at first (a create cut short is
+        usually on the server at once), then slower, a few checks per window at most."""
+        cap = min(30.0, max(0.5, self.reconcile_window / 6))
+        return min(cap, 0.5 * 2 ** min(step.checks, 8))
+
+    def _known_task_ids(self) -> list[str]:
+        known = [s.task_id for j in self._jobs.values() for s in j.steps if s.task_id]
+        known += [d["task_id"] for j in self._jobs.values() for d in j.duplicates]
+        return known
+
+    def _reconciling(self) -> list[Job]:
+        """Jobs whose current create has an unknown outcome, including those waiting for the
+        user's decision: a task that shows up is adopted whatever the job waits for."""
+        return [j for j in self._jobs.values()
+                if j.state in (QUEUED, ACTIVE, NEEDS_DECISION) and j.current.state == SENDING]
+
     def _reconcile_steps(self) -> None:
         now = time.monotonic()
-        for job in self._active_jobs():
+        for job in self._reconciling():
             index = job.current_index
-            step = job.steps[index]
             key = (job.job_id, index)
-            if step.state != SENDING or self._retry_at.get(key, 0) > now:
+            if self._retry_at.get(key, 0) > now:
                 continue
-            try:
-                request = self._request_for(job, index)
-                known = [s.task_id for j in self._jobs.values() for s in j.steps if s.task_id]
-                task_id = self.provider.reconcile_create(request, step.sent_at or time.time(), exclude=known)
-            except errors.CreateOutcomeUnknown:
-                step.attempts += 1
-                if step.attempts > 6:
-                    self._needs_decision(job, "Tripo could not confirm whether the task was created.")
-                else:
-                    self._retry_at[key] = now + min(30.0, 2.0 ** step.attempts)
-                continue
-            except errors.TripoError as exc:  # e.g. the service is unreachable: not forever
-                step.attempts += 1
-                log.warning("reconcile of %s failed: %s", job.job_id, exc)
-                if step.attempts > 6:
-                    self._needs_decision(job, f"Could not check with the service whether the task "
-                                              f"was created: {exc.user_message()}")
-                else:
-                    self._retry_at[key] = now + 5.0
-                continue
+            self._reconcile_one(job, index)
+        self._watch_lost_creates()
+
+    def _reconcile_one(self, job: Job, index: int) -> None:
+        step = job.steps[index]
+        key = (job.job_id, index)
+        sent_at = step.sent_at or time.time()
+        window_end = sent_at + self.reconcile_window
+        checked_at = time.time()  # the check covers the usage list as of now (or later)
+        step.checks += 1
+        self.stats["reconciles"] += 1
+        try:
+            request = self._request_for(job, index)
+            task_id = self.provider.reconcile_create(request, sent_at, exclude=self._known_task_ids())
+        except errors.CreateOutcomeUnknown as exc:
+            # The service answered, but cannot tell (no task list, or candidates whose input
+            # is not echoed): waiting shows nothing more once the window has passed.
+            step.reached_at, step.reconcile_note = checked_at, exc.user_message()
+            cannot_tell = not getattr(self.provider, "can_reconcile", True) or checked_at >= window_end
+            if cannot_tell and job.state != NEEDS_DECISION:
+                self._needs_decision(job, f"{exc.user_message()} Resubmit (may bill twice) or "
+                                          "give up.")
+            self._retry_at[key] = time.monotonic() + max(self._reconcile_interval(step), 5.0)
+            self._save(job)
+            return
+        except errors.TripoError as exc:  # the service is unreachable or failing: keep trying
+            log.warning("reconcile of %s failed: %s", job.job_id, exc)
+            step.reconcile_note = f"could not reach the service: {exc.user_message()}"
+            reached_since_sent = step.reached_at is not None and step.reached_at >= sent_at
+            if checked_at >= window_end and not reached_since_sent and job.state != NEEDS_DECISION:
+                self._needs_decision(job, (
+                    "The service could not be reached for {:.0f} s after the create request "
+                    "left, so whether it created a task is unknown (last error: {}). Checking goes "
+                    "on; a task that shows up is adopted. Resubmit (may bill twice) or give up."
+                ).format(checked_at - sent_at, exc.user_message()))
+            self._retry_at[key] = time.monotonic() + self._reconcile_interval(step)
+            self._save(job)
+            return
+        step.reached_at = checked_at
+        if task_id:
+            log.info("adopted task %s for job %s after an unknown create outcome", task_id, job.job_id)
             self._retry_at.pop(key, None)
-            if task_id:
-                log.info("adopted task %s for job %s after an unknown create outcome", task_id, job.job_id)
-                self._adopt(job, index, task_id)
-            else:
-                self._needs_decision(job, "The create request may not have reached Tripo and no task "
-                                          "was found. Resubmit (may bill again) or cancel.")
+            self.stats["adopted"] += 1
+            step.reconcile_note = f"found task {task_id}"
+            job.state, job.error = ACTIVE, None
+            self._adopt(job, index, task_id)
+            return
+        if checked_at >= window_end:
+            # The usage list shows every billed task: none for this request, a whole window
+            # after it was sent. Submitting again cannot bill twice; the old attempt stays
+            # watched in case its task still shows up (then it is a recorded duplicate).
+            log.info("job %s: no task %d s after the create; submitting it again", job.job_id,
+                     checked_at - sent_at)
+            self.stats["resubmitted_after_window"] += 1
+            self._resubmit_lost(job, index, "no task was created")
+            return
+        step.reconcile_note = "no task yet"
+        self._retry_at[key] = time.monotonic() + min(self._reconcile_interval(step),
+                                                     max(0.05, window_end - checked_at))
+        if job.state == NEEDS_DECISION:
+            self._save(job)
+
+    def _resubmit_lost(self, job: Job, index: int, reason: str) -> None:
+        step = job.steps[index]
+        if step.sent_at:
+            step.lost_creates.append({"sent_at": step.sent_at,
+                                      "watch_until": step.sent_at + LATE_WATCH_SECONDS})
+        step.state, step.task_id, step.sent_at = PENDING, None, None
+        step.checks, step.reached_at, step.reconcile_note = 0, None, reason
+        step.attempts = max(0, step.attempts - 1)  # it created nothing: not a try of the task
+        job.state, job.error = QUEUED, None
+        self._retry_at.pop((job.job_id, index), None)
+        self._save(job)
+        self._emit("update", job, f"Submitting again: {reason}")
+
+    def _watch_lost_creates(self) -> None:
+        """Looks, now and then, for a late task of each attempt that was resubmitted."""
+        now, wall = time.monotonic(), time.time()
+        interval = min(60.0, max(1.0, self.reconcile_window / 2))
+        for job in list(self._jobs.values()):
+            for index, step in enumerate(job.steps):
+                for lost in list(step.lost_creates):
+                    if lost.get("watch_until", 0) < wall:
+                        continue
+                    key = (job.job_id, index, lost["sent_at"])
+                    if self._watch_at.get(key, 0) > now:
+                        continue
+                    self._watch_at[key] = now + interval
+                    try:
+                        task_id = self.provider.reconcile_create(
+                            self._request_for(job, index), lost["sent_at"],
+                            exclude=self._known_task_ids())
+                    except errors.TripoError as exc:
+                        log.debug("watching a lost create of %s: %s", job.job_id, exc)
+                        continue
+                    if task_id:
+                        self._late_task(job, index, lost, task_id)
+
+    def _late_task(self, job: Job, index: int, lost: dict, task_id: str) -> None:
+        step = job.steps[index]
+        step.lost_creates.remove(lost)
+        self._watch_at.pop((job.job_id, index, lost["sent_at"]), None)
+        if step.task_id is None and step.state in (PENDING, SENDING) and \
+                job.state in (QUEUED, ACTIVE, NEEDS_DECISION, CANCELLED):
+            # Not resubmitted yet (or that create is itself unsettled): this task is the step's.
+            if step.state == SENDING and step.sent_at:
+                step.lost_creates.append({"sent_at": step.sent_at,
+                                          "watch_until": step.sent_at + LATE_WATCH_SECONDS})
+            log.info("a late task %s showed up for job %s; adopting it", task_id, job.job_id)
+            self.stats["adopted"] += 1
+            job.state, job.error = ACTIVE, None
+            self._adopt(job, index, task_id)
+            return
+        log.warning("task %s showed up late for job %s, which already has task %s: recorded as a "
+                    "duplicate (billed, not imported)", task_id, job.job_id, step.task_id)
+        self.stats["duplicates"] += 1
+        job.duplicates.append({"step": index, "task_id": task_id, "found_at": time.time()})
+        self._save(job)
+        self._emit("notice", job, f"Tripo created task {task_id} late for a request that was "
+                                  "already submitted again; it is recorded as a duplicate and "
+                                  "not imported.")
 
     # polling ----------------------------------------------------------------------------------
     def _poll(self) -> None:
@@ -730,6 +892,13 @@ class JobEngine:
         job = self._jobs.get(job_id)
         if job is None or job.state in FINAL_STATES:
             return
+        step = job.current
+        if step.state == SENDING and step.sent_at:
+            # Its create may still show up: watched, and adopted if it does (a paid result).
+            step.lost_creates.append({"sent_at": step.sent_at,
+                                      "watch_until": step.sent_at + LATE_WATCH_SECONDS})
+            step.state, step.sent_at = PENDING, None
+            self._retry_at.pop((job_id, job.current_index), None)
         job.state = CANCELLED
         self._save(job)
         self._emit("cancelled", job, "Stopped tracking. Tripo has no server-side cancel: a task "
@@ -740,7 +909,10 @@ class JobEngine:
         if job is None or job.state not in (FAILED, CANCELLED):
             return
         step = job.current
-        if step.state in (STEP_FAILED, SENDING, PENDING) or step.task_id is None:
+        if step.state == SENDING:
+            # Its create may have reached Tripo: reconcile it again, never send it blindly.
+            self._retry_at[(job_id, job.current_index)] = 0.0
+        elif step.state in (STEP_FAILED, PENDING) or step.task_id is None:
             step.state, step.task_id, step.error = PENDING, None, None
         job.state, job.error = QUEUED, None
         self._save(job)
@@ -751,9 +923,9 @@ class JobEngine:
         if job is None or job.state != NEEDS_DECISION:
             return
         if resubmit:
-            job.current.state, job.state, job.error = PENDING, QUEUED, None
-            self._save(job)
-            self._emit("update", job)
+            # The user's call: the unsettled attempt stays watched; a task that shows up for it
+            # later is recorded as a duplicate, not imported.
+            self._resubmit_lost(job, job.current_index, "resubmitted by the user")
         else:
             self._cancel(job_id)
 

@@ -45,6 +45,9 @@ class Provider(ABC):
 
     #: Short identifier, e.g. ``"tripo_v3"``.
     name: str = "provider"
+    #: Whether :meth:`reconcile_create` can prove that a lost create made no task (a listing of
+    #: every billed task). Without one the job engine asks the user at once.
+    can_reconcile: bool = True
 
     def supports(self, task_type: str) -> Optional[str]:
         """None when ``task_type`` is offered, else the reason it is not (for the UI)."""
@@ -66,7 +69,8 @@ class Provider(ABC):
     def reconcile_create(self, request: TaskRequest, sent_at: float, *,
                          exclude: Iterable[str] = ()) -> Optional[str]:
         """After :class:`~.errors.CreateOutcomeUnknown`: the id of the task that request
-        created, or None when it certainly created none (safe to submit again). Raises
+        created, or None when the server lists no such task right now (the job engine takes
+        that as proof only once its reconcile window has passed: a request may arrive late). Raises
         :class:`~.errors.CreateOutcomeUnknown` again when it cannot tell yet. ``request`` and
         ``sent_at`` are the exception's; ``exclude`` lists task ids already tracked (so two
         identical submissions are not both matched to one task)."""

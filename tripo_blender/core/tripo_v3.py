@@ -40,7 +40,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from .costs import CostEstimate, estimate_credits
-from .download import DEFAULT_MAX_BYTES, download_file
+from .download import DEFAULT_MAX_BYTES, DOWNLOAD_PATIENCE, download_file
 from .errors import (
     ConcurrencyLimited,
     CreateOutcomeUnknown,
@@ -646,7 +646,12 @@ class TripoV3Provider(Provider):
 
     def download(self, url: str, dest: Union[str, os.PathLike], *, task_id: Optional[str] = None,
                  output_key: str = "model_url", max_bytes: Optional[int] = DEFAULT_MAX_BYTES,
-                 progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
+                 progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                 max_attempts: Optional[int] = None,
+                 patience: float = DOWNLOAD_PATIENCE) -> Path:
+        """Downloads an output; an expired link is refreshed from the task (``task_id``) as
+        often as needed. Cut transfers are resumed or retried until ``max_attempts`` in a row
+        brought nothing (None: no count) or ``patience`` seconds have passed."""
         refresh = None
         if task_id:
             old_path = urlsplit(url).path
@@ -662,7 +667,8 @@ class TripoV3Provider(Provider):
                         return candidate
                 return task.output.get_url(output_key)
         return download_file(self._plain, url, dest, max_bytes=max_bytes, refresh_url=refresh,
-                             timeout=self.timeout, sleep=self._sleep, progress=progress)
+                             timeout=self.timeout, sleep=self._sleep, progress=progress,
+                             max_attempts=max_attempts, patience=patience)
 
     # ================================================================== lifetime
 

@@ -68,6 +68,12 @@ headers = {'Authorization': 'Bearer ' + key}
 pending = {}
 state = {'to_submit': list(PROMPTS), 'done': 0}
 def step():
+    try:
+        return _step()
+    except Exception as exc:  # the run reports it instead of waiting forever
+        probe['error'] = repr(exc)
+        return None
+def _step():
     start = time.perf_counter()
     if state['to_submit']:
         prompt = state['to_submit'].pop(0)
@@ -77,7 +83,7 @@ def step():
     for task_id in list(pending):
         task = http.get(base + '/v3/tasks/' + task_id, headers=headers, timeout=60).json()['data']
         if task['status'] == 'success':
-            url = task['output'].get('pbr_model') or task['output'].get('model')
+            url = task['output']['model_url']
             path = os.path.join(tempfile.gettempdir(), task_id + '.glb')
             with open(path, 'wb') as out:
                 out.write(http.get(url, timeout=60).content)
@@ -142,7 +148,11 @@ def run_flow(xserver, emulator, jobs: int, mode: str, workdir: Path, zip_path: P
             blender.wait_for(f"len([o for o in tripo_objects() if not o['parent']]) >= {jobs}", 300)
         else:
             blender.run(BASELINE.replace("PROMPTS", repr(prompts)))
-            blender.wait_for(f"len(bpy.app.driver_namespace['stall_probe']['imports']) >= {jobs}", 300)
+            blender.wait_for(f"len(bpy.app.driver_namespace['stall_probe']['imports']) >= {jobs} or "
+                             "bpy.app.driver_namespace['stall_probe'].get('error')", 300)
+            error = blender.run("result = bpy.app.driver_namespace['stall_probe'].get('error')")
+            if error:
+                raise RuntimeError(f"the baseline failed: {error}")
         return collect(blender)
     finally:
         blender.kill()

@@ -49,6 +49,14 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "co
         time.sleep(interval)
 
 
+def terminate(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 class XServer:
     """A virtual screen (Xvfb) for the session."""
 
@@ -75,11 +83,7 @@ class XServer:
         self.run("xdotool", *args)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        terminate(self.process)
 
 
 class BlenderUser:
@@ -304,11 +308,7 @@ class Emulator:
         return {"TRIPO_API_KEY": self.api_key, "TRIPO_API_BASE": self.base_url}
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        terminate(self.process)
 
 
 def clean_screenshots(folder: Path) -> Path:

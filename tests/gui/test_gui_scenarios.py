@@ -8,9 +8,13 @@ out/gui-screenshots/<test>/.
 
 from __future__ import annotations
 
+import stat
+import subprocess
+import sys
 import time
 
 import pytest
+from harness import REPO, real_blender
 
 # Snippets run inside Blender (see blender_driver.py for the helpers they use).
 ROOTS = "[o for o in tripo_objects() if not o['parent']]"
@@ -221,17 +225,39 @@ def test_g_disable_mid_job_leaves_nothing_and_enable_resumes(user, launch, emula
     assert len(emulator.creates()) == 1
 
 
-def test_g_settings_survive_disable_and_enable(user, launch, emulator):
+def test_g_settings_survive_disable_enable_and_an_update(user, launch, emulator, tmp_path):
     blender = launch(user, connect=False)
     settings = {"api_key": emulator.api_key, "api_base": "custom", "custom_base_url": emulator.base_url,
                 "proxy_mode": "custom", "proxy_url": "http://proxy.internal:3128"}
+    read_back = ("p = bpy.context.preferences.addons[PACKAGE].preferences\n"
+                 f"result = {{k: getattr(p, k) for k in {list(settings)!r}}}")
     blender.run("p = bpy.context.preferences.addons[PACKAGE].preferences\n"
                 + "".join(f"p.{k} = {v!r}\n" for k, v in settings.items()) + "result = True")
     blender.run("bpy.ops.preferences.addon_disable(module=PACKAGE)\n"
                 "bpy.ops.preferences.addon_enable(module=PACKAGE)\nresult = True")
-    kept = blender.run("p = bpy.context.preferences.addons[PACKAGE].preferences\n"
-                       f"result = {{k: getattr(p, k) for k in {list(settings)!r}}}")
-    assert kept == settings
+    assert blender.run(read_back) == settings, "kept across disable/enable"
+
+    # An update: the same extension with a higher version, installed over it from Blender.
+    newer = tmp_path / "newer"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "build_extension.py"), "--blender", str(real_blender()),
+                    "--out", str(newer), "--version", "9.9.9", "--quiet"], check=True, capture_output=True,
+                   timeout=600)
+    zip_path = next(newer.glob("tripo_blender-9.9.9.zip"))
+    blender.run(f"bpy.ops.extensions.package_install_files(filepath={str(zip_path)!r}, repo='user_default', "
+                "enable_on_install=True)\nresult = True", timeout=120)
+    assert blender.run("import addon_utils\n"
+                       "result = addon_utils.module_bl_info(__import__('sys').modules[PACKAGE])['version']"
+                       ) == [9, 9, 9]
+    assert blender.run(read_back) == settings, "kept across an update"
+    settings_file = user.data_dir / "settings.json"
+    assert stat.S_IMODE(settings_file.stat().st_mode) == 0o600
+
+    # The key is in no saved .blend and no log line.
+    saved = user.root / "shared.blend"
+    blender.run(f"bpy.ops.wm.save_as_mainfile(filepath={str(saved)!r})\nresult = True")
+    blender.quit()
+    assert emulator.api_key.encode() not in saved.read_bytes()
+    assert emulator.api_key not in blender.log_path.read_text(errors="replace")
 
 
 # --- h. the Selection panel: retexture 2 of 5 parts; rig, then 2 animations -----------------------

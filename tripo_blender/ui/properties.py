@@ -159,13 +159,14 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
 CLASSES = (TRIPO_PG_settings,)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.Scene.tripo = PointerProperty(type=TRIPO_PG_settings)
 
 
 def unregister() -> None:
     del bpy.types.Scene.tripo
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

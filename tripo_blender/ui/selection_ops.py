@@ -409,9 +409,11 @@ CLASSES = (
 )
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     selection.register()
     for name in _DATA_HANDLERS:
         getattr(bpy.app.handlers, name).append(_data_changed)
@@ -425,5 +427,4 @@ def unregister() -> None:
             handlers.remove(_data_changed)
     _analysis_cache = ((), None)  # holds Blender objects: drop it
     selection.unregister()
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -61,6 +61,8 @@ ANIMATE_RIG = "animate_rig"
 ANIMATE_RETARGET = "animate_retarget"
 CONVERT_MODEL = "convert_model"
 IMPORT_MODEL = "import_model"
+#: The task types that make a new model from a prompt or images (the start of an asset).
+GENERATION_TYPES: tuple[str, ...] = (TEXT_TO_MODEL, IMAGE_TO_MODEL, MULTIVIEW_TO_MODEL)
 
 #: Task types Tripo retired, with what to tell the user.
 RETIRED_TASK_TYPES: dict[str, str] = {
@@ -252,14 +254,8 @@ class TaskStatus(str, Enum):
         return self in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
-FINISHED_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
-
 #: Keys of the four views in ``TaskOutput.multiview``.
 MULTIVIEW_KEYS = ("front_view_url", "left_view_url", "back_view_url", "right_view_url")
-
-
-def _none_if_empty(value: Any) -> Any:
-    return None if value in ("", None) else value
 
 
 def _to_str_or_none(value: Any) -> Optional[str]:
@@ -1802,7 +1798,7 @@ def validate_request(request: TaskRequest) -> TaskRequest:
 
 # =========================================================================== chain rules
 
-_GEN = frozenset({TEXT_TO_MODEL, IMAGE_TO_MODEL, MULTIVIEW_TO_MODEL})
+_GEN = frozenset(GENERATION_TYPES)
 
 #: Task types whose result is a 3D model.
 MODEL_PRODUCING_TYPES: frozenset[str] = _GEN | {

@@ -66,7 +66,6 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
         name="Asset Project",
         description=("Catalog of the imported assets in the Asset Browser: Tripo/<project>/<type>. "
                      "Empty: Interactive (a batch run uses its project)"))
-    show_jobs: BoolProperty(name="Jobs", default=True)
 
     # Selection actions (retexture, segment, low poly, rig, convert)
     texture_prompt: StringProperty(name="Texture Prompt", description="How the new texture should look")

@@ -666,7 +666,7 @@ def test_errors_have_default_advice_and_header_request_id(E):
 
 # --------------------------------------------------------------------------- costs
 
-CREDIT_EXAMPLES = [  # seed 003, "Credit Examples"
+CREDIT_EXAMPLES = [  # 3D AI Studio's published worked examples of credit costs
     ("text_to_model", {"prompt": "x"}, 40),
     ("image_to_model", {"input": TASK_ID}, 60),
     ("text_to_model", {"prompt": "x", "texture_quality": "detailed", "geometry_quality": "detailed"}, 100),

@@ -1810,7 +1810,8 @@ IMAGE_PRODUCING_TYPES: frozenset[str] = frozenset(
     {TEXT_TO_IMAGE, GENERATE_IMAGE, GENERATE_MULTIVIEW_IMAGE, EDIT_MULTIVIEW_IMAGE}
 )
 
-#: Which source task types a step accepts as its ``input`` task (Table A adapted to v3).
+#: Which source task types a step accepts as its ``input`` task: Tripo's chain rules as its v2
+#: API documentation listed them, adapted to v3.
 CHAIN_RULES: dict[str, frozenset[str]] = {
     TEXTURE_MODEL: _GEN | {TEXTURE_MODEL, IMPORT_MODEL},
     MESH_SEGMENTATION: _GEN | {TEXTURE_MODEL, IMPORT_MODEL, HIGHPOLY_TO_LOWPOLY},
@@ -1820,7 +1821,7 @@ CHAIN_RULES: dict[str, frozenset[str]] = {
     ANIMATE_PRERIGCHECK: MODEL_PRODUCING_TYPES - {CONVERT_MODEL},
     ANIMATE_RIG: MODEL_PRODUCING_TYPES - {CONVERT_MODEL},
     ANIMATE_RETARGET: frozenset({ANIMATE_RIG}),
-    # Table A plus smart low poly and uv (seed 002's pipeline 7 converts a low-poly result).
+    # Those rules plus smart low poly and uv (Tripo's v2 documentation converts a low-poly result).
     # Not mesh_segmentation / mesh_completion (v2 noted completion output cannot be converted):
     # run smart low poly on them first.
     CONVERT_MODEL: _GEN | {TEXTURE_MODEL, IMPORT_MODEL, ANIMATE_RIG, ANIMATE_RETARGET,

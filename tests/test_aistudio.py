@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from conftest import PACKAGE, REPO, reset_runtime, write_png
-from test_core_validation import write_glb
+from sample_files import write_glb
 
 STUDIO_KEY = "studio-test-key-0123"
 
@@ -676,8 +676,7 @@ def test_polling_spends_the_budget_on_the_least_recently_polled(core, make_provi
     ids = [creator.create_task(build(core, "text_to_model", prompt=f"crate {i}")) for i in range(3)]
     poller = make_provider(rpm=1, window=0.4)  # one status request per 0.4 s
     seen = []
-    deadline = time.monotonic() + 30
-    while len(set(seen)) < 3 and time.monotonic() < deadline:
+    for _ in range(10):
         result = poller.poll_tasks(ids)
         assert len(result.tasks) <= 1
         seen += list(result.tasks)

@@ -149,6 +149,21 @@ def connected(prefs, emulator, tmod, tmp_path, monkeypatch):
     prefs.download_dir = ""
 
 
+def our_handlers() -> list:
+    """Functions of the extension still in any of bpy.app.handlers' lists."""
+    found = []
+    for name in dir(bpy.app.handlers):
+        handlers = getattr(bpy.app.handlers, name)
+        if isinstance(handlers, list):
+            found += [h for h in handlers if getattr(h, "__module__", "").startswith(PACKAGE)]
+    return found
+
+
+def our_threads() -> list:
+    """The extension's threads (every one it starts is named tripo-...)."""
+    return [t for t in threading.enumerate() if t.name.startswith("tripo")]
+
+
 def reset_runtime(tmod):
     """Stops the engine and forgets every job (journal included) between tests."""
     runtime_module = tmod("blender.runtime")

@@ -13,10 +13,10 @@ _RIG_DEFAULTS = tasks.AnimateRigRequest.SERVER_DEFAULTS
 _TEXTURE_FORMAT_DEFAULT = "DEFAULT"  # not sent: Tripo's own default (JPEG)
 
 
-def _enum_items(values, labels: dict | None = None, descriptions: dict | None = None) -> list:
+def _enum_items(values, labels: dict | None = None) -> list:
     """EnumProperty items for values of core, labelled "Title Case" unless `labels` says otherwise."""
-    labels, descriptions = labels or {}, descriptions or {}
-    return [(v, labels.get(v, v.replace("_", " ").title()), descriptions.get(v, "")) for v in values]
+    labels = labels or {}
+    return [(v, labels.get(v, v.replace("_", " ").title()), "") for v in values]
 
 
 def _verbatim_items(values) -> list:

@@ -25,7 +25,8 @@ try:
 except ImportError:  # the host-side pytest of pytest-blender with a real Blender: it only relaunches
     bpy = None       # pytest inside Blender (its pytest_configure), where bpy is importable
 
-from emulator_process import REPO, TEST_API_KEY, EmulatorHandle, blender_command, start_emulator  # noqa: F401
+from emulator_process import REPO, blender_command  # noqa: F401 - tests import them from here
+from emulator_process import emulator, emulator_server  # noqa: F401 - fixtures of both tiers
 from sample_files import write_png  # noqa: F401
 
 EXTENSION_REPO = "user_default"
@@ -110,21 +111,6 @@ def clean_scene():
     bpy.ops.wm.read_homefile(use_empty=True)
     bpy.context.preferences.system.use_online_access = True
     yield
-
-
-# --- the emulator ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def emulator_server():
-    handle = start_emulator()
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def emulator(emulator_server):
-    emulator_server.reset()
-    return emulator_server
 
 
 # --- the extension connected to the emulator ------------------------------------------------------

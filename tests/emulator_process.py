@@ -1,4 +1,5 @@
-"""The local Tripo emulator as a subprocess, and its test-control routes (no bpy: both tiers)."""
+"""The local Tripo emulator as a subprocess, its test-control routes and its fixtures (no bpy:
+both tiers use them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,3 +99,16 @@ def start_emulator(*extra_args: str, task_seconds: float = 0.5) -> EmulatorHandl
             return EmulatorHandle(process, line.split()[1].strip())
     process.kill()
     raise RuntimeError("emulator did not print READY within 60 s")
+
+
+@pytest.fixture(scope="session")
+def emulator_server():
+    handle = start_emulator()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def emulator(emulator_server):
+    emulator_server.reset()
+    return emulator_server

@@ -39,23 +39,10 @@ for folder in (REPO, TESTS):  # the package under test, and the helpers both tie
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from emulator_process import EmulatorHandle, start_emulator  # noqa: E402
+from emulator_process import emulator, emulator_server  # noqa: E402,F401 - fixtures of both tiers
 
 
 @pytest.fixture
 def tmod():
     """tmod("core.tasks") -> tripo_blender.core.tasks, imported from the repository."""
     return lambda name: importlib.import_module(f"tripo_blender.{name}")
-
-
-@pytest.fixture(scope="session")
-def emulator_server():
-    handle = start_emulator()
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def emulator(emulator_server) -> EmulatorHandle:
-    emulator_server.reset()
-    return emulator_server

@@ -12,7 +12,7 @@ fixture per intent: the SDK call, the equivalent request of ours, every request 
 ``server_defaults``: the SDK method's declared defaults it left out of the body because they
 equal what it assumes the server uses. Nothing of the SDK is kept: only what went on the wire.
 
-``tests/test_golden.py`` holds our request builders to these files, without network and
+``tests/fast/test_golden.py`` holds our request builders to these files, without network and
 without the SDK. Rerun this script when the SDK changes or an intent is added.
 """
 

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import importlib
 import os
-import shlex
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -28,21 +24,23 @@ try:
     import bpy
 except ImportError:  # the host-side pytest of pytest-blender with a real Blender: it only relaunches
     bpy = None       # pytest inside Blender (its pytest_configure), where bpy is importable
-import requests
 
-REPO = Path(__file__).resolve().parent.parent
+from emulator_process import REPO, blender_command  # noqa: F401 - tests import them from here
+from emulator_process import emulator, emulator_server  # noqa: F401 - fixtures of both tiers
+from sample_files import write_png  # noqa: F401
+
 EXTENSION_REPO = "user_default"
 PACKAGE = f"bl_ext.{EXTENSION_REPO}.tripo_blender"
-TEST_API_KEY = "tsk_test_0123456789abcdef"
 # Debian's Blender package is built without USD; the emulator makes its outputs with the same
 # Blender, so USD conversions are checked only where Blender has it (every bpy-module tier).
 HAS_USD = bpy is not None and "usd_export" in dir(bpy.ops.wm)
 NO_USD_REASON = "this Blender build has no USD support (Debian's package); the bpy tiers test USDZ"
 INSTALLED_WHEEL_FILES: list[Path] = []
 
-# The GUI tier drives a real Blender from the host's Python (scripts/test_gui.sh); inside Blender
-# there is nothing of it to collect.
-collect_ignore = ["gui"] if bpy is not None else []
+# The GUI tier drives a real Blender from the host's Python (scripts/test_gui.sh), and the fast tier
+# runs without Blender (tests/fast, run first by scripts/test.sh): inside Blender there is nothing
+# of either to collect.
+collect_ignore = ["gui", "fast"] if bpy is not None else []
 
 
 def _temporary_user_dir() -> Path:
@@ -115,122 +113,7 @@ def clean_scene():
     yield
 
 
-# --- the emulator ---------------------------------------------------------------------------------
-
-def blender_command() -> list[str]:
-    """How a subprocess starts Blender here (the emulator makes its assets with it)."""
-    if os.environ.get("TRIPO_BLENDER_COMMAND"):
-        return shlex.split(os.environ["TRIPO_BLENDER_COMMAND"])
-    if os.environ.get("BLENDER_EXECUTABLE"):
-        return [os.environ["BLENDER_EXECUTABLE"]]
-    return [sys.executable]
-
-
-class EmulatorHandle:
-    """A running emulator process and its test-control routes."""
-
-    def __init__(self, process: subprocess.Popen, base_url: str):
-        self.process = process
-        self.base_url = base_url
-        self.api_key = TEST_API_KEY
-        self._http = requests.Session()
-        self._http.trust_env = False  # loopback: never through a proxy
-
-    def _control(self, method: str, route: str, payload=None):
-        response = self._http.request(method, f"{self.base_url}/_emulator/{route}", json=payload,
-                                      timeout=30)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def reset(self) -> None:
-        self._control("POST", "reset")
-
-    def configure(self, **config) -> None:
-        self._control("POST", "config", config)
-
-    def set_faults(self, spec: str) -> None:
-        self._control("POST", "faults", {"spec": spec})
-
-    def pending_faults(self) -> list[dict]:
-        return self._control("GET", "faults")["faults"]
-
-    def clear_faults(self) -> None:
-        self._control("POST", "faults", {"spec": "", "clear": True})
-
-    def requests(self) -> list[dict]:
-        return self._control("GET", "requests")["requests"]
-
-    def api_requests(self, path_prefix: str = "/v3/") -> list[dict]:
-        return [r for r in self.requests() if r["path"].startswith(path_prefix)]
-
-    def creates(self) -> list[dict]:
-        """Create requests the emulator received (any create route, whatever the outcome)."""
-        reads = ("/v3/tasks", "/v3/account", "/v3/files")
-        return [r for r in self.requests()
-                if r["method"] == "POST" and r["path"].startswith("/v3/") and not r["path"].startswith(reads)]
-
-    def tasks(self) -> dict:
-        return self._control("GET", "tasks")["tasks"]
-
-    def big_file(self, size_mb: int) -> str:
-        return self._control("POST", "big-file", {"size_mb": size_mb})["url"]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-def start_emulator(*extra_args: str, task_seconds: float = 0.5) -> EmulatorHandle:
-    command = [
-        sys.executable, str(REPO / "scripts" / "tripo_emulator.py"),
-        "--host", "127.0.0.1", "--port", "0",
-        "--task-seconds", str(task_seconds),
-        "--cache-dir", str(REPO / ".cache" / "emulator-assets"),
-        "--blender", shlex.join(blender_command()),
-        *extra_args,
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"emulator exited with {process.wait()}")
-        if line.startswith("READY "):
-            # Keep draining stdout so the emulator never blocks on a full pipe.
-            threading.Thread(target=process.stdout.read, daemon=True).start()
-            return EmulatorHandle(process, line.split()[1].strip())
-    process.kill()
-    raise RuntimeError("emulator did not print READY within 60 s")
-
-
-@pytest.fixture(scope="session")
-def emulator_server():
-    handle = start_emulator()
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture
-def emulator(emulator_server):
-    emulator_server.reset()
-    return emulator_server
-
-
 # --- the extension connected to the emulator ------------------------------------------------------
-
-def write_png(path, width=64, height=64, rgb=(200, 120, 40)):
-    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-    return path
-
 
 @pytest.fixture
 def connected(prefs, emulator, tmod, tmp_path, monkeypatch):
@@ -250,6 +133,21 @@ def connected(prefs, emulator, tmod, tmp_path, monkeypatch):
     prefs.api_key = ""
     prefs.api_base = "global"
     prefs.download_dir = ""
+
+
+def our_handlers() -> list:
+    """Functions of the extension still in any of bpy.app.handlers' lists."""
+    found = []
+    for name in dir(bpy.app.handlers):
+        handlers = getattr(bpy.app.handlers, name)
+        if isinstance(handlers, list):
+            found += [h for h in handlers if getattr(h, "__module__", "").startswith(PACKAGE)]
+    return found
+
+
+def our_threads() -> list:
+    """The extension's threads (every one it starts is named tripo-...)."""
+    return [t for t in threading.enumerate() if t.name.startswith("tripo")]
 
 
 def reset_runtime(tmod):

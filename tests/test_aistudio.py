@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from conftest import PACKAGE, REPO, reset_runtime, write_png
-from test_core_validation import write_glb
+from sample_files import write_glb
 
 STUDIO_KEY = "studio-test-key-0123"
 
@@ -92,15 +92,28 @@ def studio(emulator):
     return handle
 
 
+class BudgetClock:
+    """The rate budget's injected clock: a test moves it forward instead of sleeping."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 def make_provider(core, studio):
     made = []
 
-    def make(*, rpm: int = 10000, window: float = 60.0, **kw):
+    def make(*, rpm: int = 10000, window: float = 60.0, budget_clock=time.monotonic, **kw):
         kw.setdefault("base_url", studio.base_url)
         kw.setdefault("proxy", core.http.ProxyConfig("none"))
         kw.setdefault("sleep", Sleeps())
-        kw.setdefault("budget", core.studio.RequestBudget(rpm, window=window))
+        kw.setdefault("budget", core.studio.RequestBudget(rpm, window=window, clock=budget_clock))
         kw.setdefault("requests_per_minute", rpm)
         api_key = kw.pop("api_key", studio.api_key)
         provider = core.studio.AIStudioProvider(api_key, **kw)
@@ -674,14 +687,16 @@ def test_client_budget_keeps_requests_under_the_limit(core, make_provider, studi
 def test_polling_spends_the_budget_on_the_least_recently_polled(core, make_provider, studio):
     creator = make_provider()
     ids = [creator.create_task(build(core, "text_to_model", prompt=f"crate {i}")) for i in range(3)]
-    poller = make_provider(rpm=1, window=0.4)  # one status request per 0.4 s
+    clock = BudgetClock()
+    poller = make_provider(rpm=1, window=0.4, budget_clock=clock)  # one status request per 0.4 s
     seen = []
-    deadline = time.monotonic() + 30
-    while len(set(seen)) < 3 and time.monotonic() < deadline:
+    for _ in range(10):
         result = poller.poll_tasks(ids)
         assert len(result.tasks) <= 1
         seen += list(result.tasks)
-        time.sleep(0.1)
+        if len(set(seen)) == 3:
+            break
+        clock.advance(0.4)
     assert sorted(seen[:3]) == sorted(ids)  # each task once before any twice
 
 
@@ -758,7 +773,9 @@ def test_unknown_create_outcome_is_never_resent(core, provider, studio, fault):
     assert len(studio.tasks()) == (1 if fault == "reset_after:create" else 0)
 
 
-def test_refused_create_is_handed_back_to_be_queued(core, provider, studio):
+def test_refused_create_is_handed_back_to_be_queued(core, make_provider, studio):
+    clock = BudgetClock()
+    provider = make_provider(budget_clock=clock)
     studio.emulator.set_faults("429:create")
     with pytest.raises(core.errors.RateLimited) as info:
         provider.create_task(build(core, "text_to_model", prompt="a kettle"))
@@ -766,7 +783,7 @@ def test_refused_create_is_handed_back_to_be_queued(core, provider, studio):
     assert len(studio.creates()) == 1  # not resubmitted by the provider: the engine queues it
     with pytest.raises(core.errors.RateLimited):  # the budget honours the Retry-After
         provider.create_task(build(core, "text_to_model", prompt="a kettle"))
-    time.sleep(1.05)
+    clock.advance(1.05)
     task_id = provider.create_task(build(core, "text_to_model", prompt="a kettle"))
     assert list(studio.tasks()) == [task_id] and len(studio.creates()) == 2
 

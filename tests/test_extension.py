@@ -11,7 +11,7 @@ import addon_utils
 import bpy
 import pytest
 
-from conftest import INSTALLED_WHEEL_FILES, PACKAGE, _extension_zip
+from conftest import INSTALLED_WHEEL_FILES, PACKAGE, _extension_zip, our_handlers, our_threads
 
 
 def registered_tripo_classes() -> set[str]:
@@ -57,17 +57,25 @@ def test_manifest_lists_pydantic_for_every_platform_and_abi():
     assert not any("requests" in w for w in wheels), "Blender ships requests"
 
 
-def test_register_unregister_reregister_leaves_no_classes():
+def assert_nothing_of_ours_remains(timer_function) -> None:
+    assert registered_tripo_classes() == set()
+    assert our_handlers() == []
+    assert our_threads() == [], our_threads()
+    assert not bpy.app.timers.is_registered(timer_function)
+
+
+def test_register_unregister_reregister_leaves_no_classes_handlers_threads_or_timer(connected, tmod):
     before = registered_tripo_classes()
     assert "TRIPO_AddonPreferences" in before
-    addon_utils.disable(PACKAGE)
-    assert registered_tripo_classes() == set()
-    addon_utils.enable(PACKAGE, default_set=True)
-    assert registered_tripo_classes() == before
-    # and once more, to catch state left behind by the first cycle
-    addon_utils.disable(PACKAGE)
-    addon_utils.enable(PACKAGE, default_set=True)
-    assert registered_tripo_classes() == before
+    for _ in range(2):  # twice, to catch state left behind by the first cycle
+        timer = tmod("ui.timer")
+        timer.start_timer(force=True)  # as register() does in a real window (not under -b)
+        tmod("blender.runtime").get_runtime().ensure_engine()
+        assert our_handlers() and our_threads()
+        addon_utils.disable(PACKAGE)
+        assert_nothing_of_ours_remains(timer._timer)
+        addon_utils.enable(PACKAGE, default_set=True)
+        assert registered_tripo_classes() == before
 
 
 def test_api_key_is_never_saved_into_a_blend(prefs, tmp_path):

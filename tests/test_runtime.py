@@ -10,14 +10,13 @@ import importlib
 import os
 import subprocess
 import sys
-import threading
 import types
 
 import addon_utils
 import bpy
 import pytest
 
-from conftest import PACKAGE
+from conftest import PACKAGE, our_handlers, our_threads
 from test_ui_draw import draw_all, labels
 
 MODEL = "v3.1-20260211"
@@ -231,19 +230,6 @@ def test_background_blender_does_not_adopt_journal_jobs_on_its_own(connected, rt
 
 
 # --- clean stop ----------------------------------------------------------------------------------
-
-def our_handlers() -> list:
-    found = []
-    for name in dir(bpy.app.handlers):
-        handlers = getattr(bpy.app.handlers, name)
-        if isinstance(handlers, list):
-            found += [h for h in handlers if getattr(h, "__module__", "").startswith(PACKAGE)]
-    return found
-
-
-def our_threads() -> list:
-    return [t for t in threading.enumerate() if t.name.startswith("tripo")]
-
 
 def test_disable_mid_job_leaves_no_timer_thread_handler_or_part(connected, rt, tmod, tmp_path):
     connected.configure(task_seconds=2.0)

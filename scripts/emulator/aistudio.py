@@ -1,4 +1,4 @@
-"""The 3D AI Studio flavour of the emulator: its wire format for Tripo models (seed 003), served
+"""The 3D AI Studio flavour of the emulator: its wire format for Tripo models (its published docs), served
 by the same server as apiv3 under its own paths (the two never overlap):
 
 - `POST /v1/3d-models/tripo/{text-to-3d,image-to-3d,multiview-to-3d}/[3.0/|3.1/]` (JSON) and

@@ -4,7 +4,8 @@ Pure functions over the request body: no HTTP, no state. `ROUTES` maps a create 
 `RouteSpec`; `spec.validate(body)` returns the normalised parameters (defaults filled in) or
 raises `ApiError` (400 code 1004, 2015 or 2017); `spec.cost(params)` is the credit estimate.
 
-Credit costs (seed 003's published table where it has a figure, our choice otherwise):
+Credit costs (3D AI Studio's published price list, as of 2026-11, where it has a figure; our
+choice otherwise):
 
 | task | credits |
 |---|---|
@@ -23,9 +24,9 @@ Credit costs (seed 003's published table where it has a figure, our choice other
 | rig-check, import | 0 (our choice) |
 | text-to-image, image-to-image, image-to-multiview, edit-multiview | 10 (our choice) |
 
-Chain rules: seed 002's Table A with `refine_model`/`stylize_model` gone, plus: the new uv
-task chains like smart low poly; convert also accepts smart low poly and uv results (seed 002's
-pipeline 7 converts a low-poly result); rig and rig-check accept every model-producing task
+Chain rules: those of Tripo's v2 API documentation (which task's output each task accepts) with
+`refine_model`/`stylize_model` gone, plus: the new uv task chains like smart low poly; convert also
+accepts smart low poly and uv results (the v2 documentation converts a low-poly result); rig and rig-check accept every model-producing task
 except convert (whose output is not a GLB).
 """
 

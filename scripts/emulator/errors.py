@@ -1,7 +1,7 @@
 """The emulator's error type: one apiv3 error answer (HTTP status, Tripo code, message).
 
-Codes and HTTP statuses follow the error table of docs `tripo-apiv3.md` (seed 002 for the v2
-codes that carried over). Every failure the emulator answers goes through `ApiError`, so the
+Codes and HTTP statuses follow the error table of Tripo's apiv3 documentation (its v2
+documentation for the codes that carried over). Every failure the emulator answers goes through `ApiError`, so the
 envelope `{"code", "message", "suggestion", "request_id"}` is built in one place (server.py).
 """
 

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 FACTORY_VERSION = "1"
 PROTOCOL_PREFIX = "@@ASSET "
 SCRIPT_PATH = Path(__file__).resolve().with_name("asset_factory.py")
+FACTORY_PACKAGE = SCRIPT_PATH.with_name("factory")
 RESULT_FILE = "result.json"
 
 
@@ -58,11 +59,15 @@ _script_digest: str | None = None
 
 
 def script_digest() -> str:
-    """The factory script's own hash is part of every cache key: editing the script can never
-    serve assets made by an older version of it."""
+    """The hash of the factory's code (the entry script and its package) is part of every cache
+    key: editing the factory can never serve assets made by an older version of it."""
     global _script_digest
     if _script_digest is None:
-        _script_digest = file_sha256(SCRIPT_PATH)
+        files = [SCRIPT_PATH, *sorted(FACTORY_PACKAGE.glob("*.py"))]
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(f"{path.name}\0{file_sha256(path)}\n".encode())
+        _script_digest = digest.hexdigest()
     return _script_digest
 
 

@@ -34,7 +34,8 @@ from .state import FileSource, ImageRef, Task
 log = logging.getLogger(__name__)
 
 VIEWS = ("front", "left", "back", "right")
-# Output files each model task exposes (seed 002, Table B, with v3's single model_url).
+# Output files each model task exposes (as Tripo's v2 API documentation lists them, with v3's single
+# model_url).
 WITH_PREVIEW = (*catalog.GENERATION_TYPES, "texture_model")
 UV_REEXPORT_FACE_LIMIT = 10**9
 

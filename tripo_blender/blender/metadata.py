@@ -41,13 +41,6 @@ PROPERTY = "tripo"
 SCHEMA_VERSION = 1
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 
-FIELDS = (
-    "schema", "provider", "role", "asset_id", "job_id", "task_id", "task_type", "source_task_id",
-    "model_task_id", "chain", "prompt", "negative_prompt", "images", "texture_prompt", "params_json",
-    "model_version", "part_name", "part_names", "credits", "created_at", "completed_at",
-    "preview_image", "imported_at",
-)
-
 
 def id_property_value(value):
     """Converts a plain value to something Blender's ID properties store without loss."""
@@ -97,8 +90,3 @@ def params(obj) -> dict:
         return json.loads(meta.get("params_json") or "{}")
     except ValueError:
         return {}
-
-
-def asset_objects(scene_objects, asset_id: str) -> list:
-    """Every object of one asset."""
-    return [o for o in scene_objects if (read(o) or {}).get("asset_id") == asset_id]

@@ -1,4 +1,4 @@
-"""3D AI Studio provider: Tripo models bought through 3D AI Studio's API (seed 003).
+"""3D AI Studio provider: Tripo models bought through 3D AI Studio's API (its published docs).
 
 Wire facts (and the choices made where the published docs leave gaps)
 --------------------------------------------------------------------
@@ -85,7 +85,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from . import tasks as t
-from .costs import CostEstimate
+from .costs import PUBLISHED_SOURCE, CostEstimate
 from .costs import estimate_credits as _tripo_table_estimate
 from .download import DEFAULT_MAX_BYTES, EXPIRED_STATUSES, download_file
 from .errors import (
@@ -126,7 +126,6 @@ __all__ = [
     "DEFAULT_REQUESTS_PER_MINUTE",
     "RATE_ENV",
     "PROVIDER_NAME",
-    "PRICE_SOURCE",
     "supports",
     "unsupported_params",
     "estimate_credits",
@@ -145,7 +144,6 @@ MAX_INLINE_IMAGE_BYTES = 10 * 1024 * 1024
 #: How long a model URL seen while polling is reused as a chained step's ``model_url``.
 SOURCE_URL_MAX_AGE = 600.0
 RESULT_LIFETIME_HOURS = 24
-PRICE_SOURCE = "3D AI Studio's published price list (seed 003)"
 
 WALLET_PATHS = ("/account/user/wallet/", "/user/wallet/")
 STATUS_PATH = "/v1/generation-request/{task_id}/status/"
@@ -334,7 +332,7 @@ def unsupported_params(task_type: str, params: Optional[Mapping[str, Any]] = Non
 
 def _make_estimate(items: list[tuple[str, float]]) -> CostEstimate:
     return CostEstimate(credits=float(sum(v for _, v in items)), breakdown=items,
-                        is_estimate=True, source=PRICE_SOURCE, is_guess=False)
+                        is_estimate=True, source=PUBLISHED_SOURCE, is_guess=False)
 
 
 def estimate_credits(request: t.TaskRequest) -> CostEstimate:
@@ -666,7 +664,7 @@ def task_from_status(task_id: str, data: Any, *, task_type: Optional[str] = None
     if status is t.TaskStatus.SUCCESS:
         record["credits_consumed"] = credits
         if credits is not None:
-            record["credits_source"] = PRICE_SOURCE
+            record["credits_source"] = PUBLISHED_SOURCE
     elif status is t.TaskStatus.FAILED:
         record["credits_consumed"] = 0.0  # failed generations are refunded
         reason = data.get("failure_reason") or data.get("error") or data.get("message")

@@ -1,7 +1,8 @@
 """Credit estimates for task requests.
 
 Tripo does not publish a price list for apiv3; the only table at hand is a reseller's
-(seed 003, 3D AI Studio, for Tripo v3.0/v3.1). Every figure here is therefore an estimate,
+(3D AI Studio's published price list for Tripo v3.0/v3.1, as of 2026-11). Every figure here is
+therefore an estimate,
 shown as such ("≈ 40 credits (estimate)"); what a finished task reports in
 ``credits_consumed`` is the truth. Task types without any published price get a guess that
 is marked ``is_guess=True`` and described as "rough guess".
@@ -19,10 +20,10 @@ from . import tasks as t
 __all__ = ["CostEstimate", "estimate_credits", "PUBLISHED_SOURCE", "GUESSED_SOURCE",
            "GUESSED_PRICES"]
 
-PUBLISHED_SOURCE = "published reseller table for Tripo v3.0/v3.1 (3D AI Studio)"
+PUBLISHED_SOURCE = "3D AI Studio's published price list for Tripo v3.0/v3.1 (as of 2026-11)"
 GUESSED_SOURCE = "no published price; the add-on's guess"
 
-# Published (seed 003).
+# 3D AI Studio's published prices.
 _GEN_BASE = {t.TEXT_TO_MODEL: 20.0, t.IMAGE_TO_MODEL: 40.0, t.MULTIVIEW_TO_MODEL: 40.0}
 _GEN_BASE_P1 = {t.TEXT_TO_MODEL: 60.0, t.IMAGE_TO_MODEL: 80.0, t.MULTIVIEW_TO_MODEL: 80.0}
 _TEXTURE = {"standard": 20.0, "detailed": 40.0}
@@ -77,10 +78,6 @@ class CostEstimate:
             return f"{_fmt(self.credits)} credits"
         kind = "rough guess" if self.is_guess else "estimate"
         return f"≈ {_fmt(self.credits)} credits ({kind})"
-
-    def describe_breakdown(self) -> str:
-        """E.g. "base 20 + texture (standard) 20"."""
-        return " + ".join(f"{label} {_fmt(value)}" for label, value in self.breakdown)
 
 
 def _make(items: list[tuple[str, float]], *, guess: bool = False) -> CostEstimate:

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 SIDECAR_SUFFIX = ".task.json"
 ROOTS_FILE = "history_roots.json"  # folders of batch runs, so their sidecars are found
-GENERATION_TYPES = ("text_to_model", "image_to_model", "multiview_to_model")
 
 
 @dataclass

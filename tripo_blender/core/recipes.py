@@ -7,8 +7,6 @@ import re
 
 from .jobs import Job, Step
 
-GENERATION_TYPES = ("text_to_model", "image_to_model", "multiview_to_model")
-
 
 def asset_label(text: str, fallback: str = "Tripo asset") -> str:
     """A short readable name from a prompt or a file name."""

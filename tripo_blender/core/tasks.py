@@ -61,6 +61,8 @@ ANIMATE_RIG = "animate_rig"
 ANIMATE_RETARGET = "animate_retarget"
 CONVERT_MODEL = "convert_model"
 IMPORT_MODEL = "import_model"
+#: The task types that make a new model from a prompt or images (the start of an asset).
+GENERATION_TYPES: tuple[str, ...] = (TEXT_TO_MODEL, IMAGE_TO_MODEL, MULTIVIEW_TO_MODEL)
 
 #: Task types Tripo retired, with what to tell the user.
 RETIRED_TASK_TYPES: dict[str, str] = {
@@ -140,6 +142,8 @@ GENERATION_MODELS: tuple[str, ...] = (
     "P2-20260801",
 )
 DEFAULT_GENERATION_MODEL = "v3.1-20260211"
+#: Preview models: accepted in requests, not offered in the panel.
+PREVIEW_GENERATION_MODELS: tuple[str, ...] = ("P2-20260801",)
 TEXTURE_MODELS: tuple[str, ...] = ("v2.5-20250123", "v3.0-20250812", "v3.5-20260815")
 DEFAULT_TEXTURE_MODEL = "v3.0-20250812"
 #: The texture model that takes texture_quality "fast" and delight.
@@ -204,6 +208,33 @@ ANIMATION_PRESETS: tuple[str, ...] = (
 )
 MAX_ANIMATIONS = 5
 
+# --------------------------------------------------------------------------- option rules
+
+#: Options P1 generation models do not take.
+P1_REFUSED_OPTIONS: tuple[str, ...] = ("quad", "smart_low_poly", "generate_parts", "geometry_quality")
+
+
+def is_p1_model(model: str) -> bool:
+    return model.upper().startswith("P1-")
+
+
+def generation_option_conflicts(model: str, *, texture: bool, pbr: bool, quad: bool,
+                                generate_parts: bool) -> dict[str, str]:
+    """Generation options the other choices rule out, each with a short reason: the rules
+    :meth:`_GenerationRequest.check` enforces, for a UI that greys options out before sending."""
+    reasons = {}
+    if is_p1_model(model):
+        reasons.update(dict.fromkeys(P1_REFUSED_OPTIONS, "P1 models do not take this option"))
+    if generate_parts:
+        reasons.setdefault("texture", "Generate Parts needs Texture off")
+        reasons.setdefault("pbr", "Generate Parts needs PBR off")
+        reasons.setdefault("quad", "Generate Parts cannot be combined with Quad")
+    elif quad:
+        reasons.setdefault("generate_parts", "Parts cannot be combined with Quad")
+    elif texture or pbr:
+        reasons.setdefault("generate_parts", "Parts need Texture and PBR off")
+    return reasons
+
 # --------------------------------------------------------------------------- limits
 
 PROMPT_MAX = 1024
@@ -252,14 +283,8 @@ class TaskStatus(str, Enum):
         return self in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
 
 
-FINISHED_STATUSES = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED})
-
 #: Keys of the four views in ``TaskOutput.multiview``.
 MULTIVIEW_KEYS = ("front_view_url", "left_view_url", "back_view_url", "right_view_url")
-
-
-def _none_if_empty(value: Any) -> Any:
-    return None if value in ("", None) else value
 
 
 def _to_str_or_none(value: Any) -> Optional[str]:
@@ -736,9 +761,9 @@ def check_local_files(request: "TaskRequest") -> list[InputRef]:
 
 # =========================================================================== requests
 
-_Quality = Literal["standard", "detailed"]
-_Alignment = Literal["original_image", "geometry"]
-_Orientation = Literal["default", "align_image"]
+_Quality = Literal[QUALITIES]
+_Alignment = Literal[TEXTURE_ALIGNMENTS]
+_Orientation = Literal[ORIENTATIONS]
 
 
 def _check_input_value(value: Any, field: str, *, allowed: Iterable[InputKind] = tuple(InputKind),
@@ -909,9 +934,7 @@ class _GenerationRequest(TaskRequest):
     smart_low_poly: Optional[bool] = None
     export_uv: Optional[bool] = None
 
-    #: Options P1 models do not take.
-    P1_REFUSED: ClassVar[tuple[str, ...]] = ("quad", "smart_low_poly", "generate_parts",
-                                             "geometry_quality")
+    P1_REFUSED: ClassVar[tuple[str, ...]] = P1_REFUSED_OPTIONS
     SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {
         "texture": True, "pbr": True, "texture_quality": "standard",
         "geometry_quality": "standard", "auto_size": False, "quad": False,
@@ -920,7 +943,7 @@ class _GenerationRequest(TaskRequest):
 
     @property
     def is_p1(self) -> bool:
-        return self.model.upper().startswith("P1-")
+        return is_p1_model(self.model)
 
     def check(self) -> None:
         if self.model not in GENERATION_MODELS:
@@ -1211,7 +1234,7 @@ class ViewPrompt(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    view: Literal["front", "left", "back", "right"]
+    view: Literal[MULTIVIEW_SLOTS]
     prompt: str
 
     @model_validator(mode="after")
@@ -1292,7 +1315,7 @@ class ImageToDepthRequest(TaskRequest):
     SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"kind": "gray", "process_res": 504}
 
     input: str
-    kind: Optional[Literal["gray", "color"]] = None
+    kind: Optional[Literal[DEPTH_KINDS]] = None
     process_res: Optional[int] = None
 
     @field_validator("input")
@@ -1368,7 +1391,7 @@ class TextureModelRequest(_ModelInputRequest):
     model: Optional[str] = None
     texture: Optional[bool] = None
     pbr: Optional[bool] = None
-    texture_quality: Optional[Literal["standard", "detailed", "fast"]] = None
+    texture_quality: Optional[Literal[TEXTURE_QUALITIES]] = None
     texture_alignment: Optional[_Alignment] = None
     model_seed: Optional[int] = Field(None, ge=0)
     texture_seed: Optional[int] = Field(None, ge=0)
@@ -1411,7 +1434,7 @@ class MeshSegmentationRequest(_ModelInputRequest):
     SERVER_DEFAULTS: ClassVar[dict[str, Any]] = {"model": DEFAULT_SEGMENT_MODEL}
 
     model: Optional[str] = None
-    segmentation_granularity: Optional[Literal["simple", "balanced", "detailed"]] = None
+    segmentation_granularity: Optional[Literal[SEGMENTATION_GRANULARITIES]] = None
     split_by_connectivity: Optional[bool] = None
     ref_image: Optional[str] = None
 
@@ -1446,7 +1469,7 @@ class MeshCompletionRequest(_ModelInputRequest):
 
     model: Optional[str] = None
     part_names: Optional[list[str]] = None
-    completion_mode: Optional[Literal["ai_completion", "quick_cap"]] = None
+    completion_mode: Optional[Literal[COMPLETION_MODES]] = None
 
     def check(self) -> None:
         _check_part_names(self.part_names)
@@ -1516,10 +1539,9 @@ class AnimateRigRequest(_ModelInputRequest):
                                                  "model": DEFAULT_RIG_MODEL}
 
     model: Optional[str] = None
-    rig_type: Optional[Literal["biped", "quadruped", "hexapod", "octopod", "avian", "serpentine",
-                               "aquatic", "others"]] = None
-    spec: Optional[Literal["tripo", "mixamo", "actorcore", "unity", "unreal", "vrm"]] = None
-    out_format: Optional[Literal["glb", "fbx"]] = None
+    rig_type: Optional[Literal[RIG_TYPES]] = None
+    spec: Optional[Literal[RIG_SPECS]] = None
+    out_format: Optional[Literal[RIG_OUT_FORMATS]] = None
 
     def check(self) -> None:
         if self.model is not None and self.model not in RIG_MODELS:
@@ -1551,7 +1573,7 @@ class AnimateRetargetRequest(_ModelInputRequest):
 
     animation: Optional[str] = None
     animations: Optional[list[str]] = None
-    out_format: Optional[Literal["glb", "fbx"]] = None
+    out_format: Optional[Literal[RIG_OUT_FORMATS]] = None
     export_with_geometry: Optional[bool] = None
     animate_in_place: Optional[bool] = None
 
@@ -1590,15 +1612,14 @@ class ConvertModelRequest(_ModelInputRequest):
     task_type: ClassVar[str] = CONVERT_MODEL
     route: ClassVar[str] = "/v3/models/convert"
 
-    format: Literal["GLTF", "USDZ", "FBX", "OBJ", "STL", "3MF"]
+    format: Literal[CONVERT_FORMATS]
     quad: Optional[bool] = None
     force_symmetry: Optional[bool] = None
     face_limit: Optional[int] = Field(None, gt=0)
     flatten_bottom: Optional[bool] = None
     flatten_bottom_threshold: Optional[float] = Field(None, gt=0, le=1)
     texture_size: Optional[int] = Field(None, gt=0, le=16384)
-    texture_format: Optional[Literal["BMP", "DPX", "HDR", "JPEG", "OPEN_EXR", "PNG", "TARGA",
-                                     "TIFF", "WEBP"]] = None
+    texture_format: Optional[Literal[TEXTURE_FORMATS]] = None
     scale_factor: Optional[float] = Field(None, gt=0)
     pivot_to_center_bottom: Optional[bool] = None
     with_animation: Optional[bool] = None
@@ -1606,8 +1627,8 @@ class ConvertModelRequest(_ModelInputRequest):
     bake: Optional[bool] = None
     part_names: Optional[list[str]] = None
     export_vertex_colors: Optional[bool] = None
-    fbx_preset: Optional[Literal["blender", "mixamo", "3dsmax"]] = None
-    export_orientation: Optional[Literal["+x", "-x", "+y", "-y"]] = None
+    fbx_preset: Optional[Literal[FBX_PRESETS]] = None
+    export_orientation: Optional[Literal[EXPORT_ORIENTATIONS]] = None
     animate_in_place: Optional[bool] = None
 
     #: The server's defaults; an option set to anything else is "advanced" (pricier tier).
@@ -1802,7 +1823,7 @@ def validate_request(request: TaskRequest) -> TaskRequest:
 
 # =========================================================================== chain rules
 
-_GEN = frozenset({TEXT_TO_MODEL, IMAGE_TO_MODEL, MULTIVIEW_TO_MODEL})
+_GEN = frozenset(GENERATION_TYPES)
 
 #: Task types whose result is a 3D model.
 MODEL_PRODUCING_TYPES: frozenset[str] = _GEN | {
@@ -1814,7 +1835,8 @@ IMAGE_PRODUCING_TYPES: frozenset[str] = frozenset(
     {TEXT_TO_IMAGE, GENERATE_IMAGE, GENERATE_MULTIVIEW_IMAGE, EDIT_MULTIVIEW_IMAGE}
 )
 
-#: Which source task types a step accepts as its ``input`` task (Table A adapted to v3).
+#: Which source task types a step accepts as its ``input`` task: Tripo's chain rules as its v2
+#: API documentation listed them, adapted to v3.
 CHAIN_RULES: dict[str, frozenset[str]] = {
     TEXTURE_MODEL: _GEN | {TEXTURE_MODEL, IMPORT_MODEL},
     MESH_SEGMENTATION: _GEN | {TEXTURE_MODEL, IMPORT_MODEL, HIGHPOLY_TO_LOWPOLY},
@@ -1824,7 +1846,7 @@ CHAIN_RULES: dict[str, frozenset[str]] = {
     ANIMATE_PRERIGCHECK: MODEL_PRODUCING_TYPES - {CONVERT_MODEL},
     ANIMATE_RIG: MODEL_PRODUCING_TYPES - {CONVERT_MODEL},
     ANIMATE_RETARGET: frozenset({ANIMATE_RIG}),
-    # Table A plus smart low poly and uv (seed 002's pipeline 7 converts a low-poly result).
+    # Those rules plus smart low poly and uv (Tripo's v2 documentation converts a low-poly result).
     # Not mesh_segmentation / mesh_completion (v2 noted completion output cannot be converted):
     # run smart low poly on them first.
     CONVERT_MODEL: _GEN | {TEXTURE_MODEL, IMPORT_MODEL, ANIMATE_RIG, ANIMATE_RETARGET,

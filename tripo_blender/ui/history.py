@@ -165,9 +165,11 @@ class TRIPO_OT_import_task(bpy.types.Operator):
 CLASSES = (TRIPO_PT_history, TRIPO_OT_history_refresh, TRIPO_OT_history_reimport, TRIPO_OT_import_task)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.WindowManager.tripo_history_search = StringProperty(
         name="Search", options={"TEXTEDIT_UPDATE"},
         description="Words to find in the prompt, task id, date (YYYY-MM-DD), type or state")
@@ -176,8 +178,7 @@ def register() -> None:
 def unregister() -> None:
     global _previews
     del bpy.types.WindowManager.tripo_history_search
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()
     if _previews is not None:
         bpy.utils.previews.remove(_previews)
         _previews = None

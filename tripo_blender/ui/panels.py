@@ -6,6 +6,7 @@ cached list of the journal's jobs) and creates no folder and reads no file.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import bpy
@@ -17,41 +18,39 @@ from ..core import capabilities, errors, tasks
 from ..core import jobs as core_jobs
 from ..core.settings import OFFLINE_MESSAGE
 
-_ESTIMATE_CACHE: dict = {}
-
-
 def estimate_for(settings, provider: str) -> tuple[str, str]:
     """("≈ 40 credits (estimate)", "") or ("", why it cannot be sent); cached per options."""
     options = {k: v for k, v in settings.generation_options().items() if v is not None}
+    return _estimate(provider, settings.mode, settings.prompt, tuple(sorted(options.items())))
+
+
+# Draw code calls this on every redraw; the options it depends on change far less often.
+@functools.lru_cache(maxsize=256)
+def _estimate(provider: str, mode: str, prompt: str, option_items: tuple) -> tuple[str, str]:
+    options = dict(option_items)
     task_type = {"IMAGE": "image_to_model", "MULTIVIEW": "multiview_to_model",
-                 "TEXT_IMAGE": "image_to_model"}.get(settings.mode, "text_to_model")
-    key = (provider, settings.mode, settings.prompt, tuple(sorted(options.items())))
-    if key not in _ESTIMATE_CACHE:
-        unavailable = capabilities.feature_unavailable_reason(
-            provider, "text_to_image" if settings.mode == "TEXT_IMAGE" else task_type, options)
-        if unavailable:
-            _ESTIMATE_CACHE[key] = ("", unavailable)
-            return _ESTIMATE_CACHE[key]
-        params = dict(options)
-        # Inputs are checked on submit; a stand-in keeps the estimate independent of them.
-        if task_type == "text_to_model":
-            params["prompt"] = settings.prompt or "prompt"
-        elif task_type == "image_to_model":
-            params["input"] = "file_estimate"
-        else:
-            params["inputs"] = ["file_front", "file_left", None, None]
-        try:
-            estimate = capabilities.estimate(provider, tasks.build_request(task_type, **params))
-            text = estimate.describe()
-            if settings.mode == "TEXT_IMAGE":
-                image = capabilities.estimate(provider, tasks.build_request("text_to_image", prompt="x"))
-                text = f"{text} + image {image.describe()}"
-            _ESTIMATE_CACHE[key] = (text, "")
-        except errors.TripoError as exc:
-            _ESTIMATE_CACHE[key] = ("", exc.user_message())
-        if len(_ESTIMATE_CACHE) > 256:
-            _ESTIMATE_CACHE.clear()
-    return _ESTIMATE_CACHE[key]
+                 "TEXT_IMAGE": "image_to_model"}.get(mode, "text_to_model")
+    unavailable = capabilities.feature_unavailable_reason(
+        provider, "text_to_image" if mode == "TEXT_IMAGE" else task_type, options)
+    if unavailable:
+        return "", unavailable
+    params = dict(options)
+    # Inputs are checked on submit; a stand-in keeps the estimate independent of them.
+    if task_type == "text_to_model":
+        params["prompt"] = prompt or "prompt"
+    elif task_type == "image_to_model":
+        params["input"] = "file_estimate"
+    else:
+        params["inputs"] = ["file_front", "file_left", None, None]
+    try:
+        estimate = capabilities.estimate(provider, tasks.build_request(task_type, **params))
+        text = estimate.describe()
+        if mode == "TEXT_IMAGE":
+            image = capabilities.estimate(provider, tasks.build_request("text_to_image", prompt="x"))
+            text = f"{text} + image {image.describe()}"
+        return text, ""
+    except errors.TripoError as exc:
+        return "", exc.user_message()
 
 
 def prop_with_reason(layout, settings, prop: str, reasons: dict, **kwargs):
@@ -257,12 +256,4 @@ class TRIPO_PT_account(bpy.types.Panel):
 
 CLASSES = (TRIPO_PT_generate, TRIPO_PT_jobs, TRIPO_PT_account)
 
-
-def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
-
-
-def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(CLASSES)

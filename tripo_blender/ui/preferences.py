@@ -213,9 +213,11 @@ class TRIPO_AddonPreferences(bpy.types.AddonPreferences):
 CLASSES = (TRIPO_AddonPreferences, TRIPO_OT_forget_key)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     # Before blender.runtime registers: resuming journaled jobs needs the restored key.
     try:
         restore_settings()
@@ -224,5 +226,4 @@ def register() -> None:
 
 
 def unregister() -> None:
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -5,12 +5,60 @@ from __future__ import annotations
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty)
 
-MODEL_VERSIONS = [
-    ("v3.1-20260211", "v3.1", "Tripo v3.1 (current)"),
-    ("v3.0-20250812", "v3.0", "Tripo v3.0"),
-    ("v2.5-20250123", "v2.5", "Tripo v2.5"),
-    ("P1-20260311", "P1", "Tripo P1: fast low-poly; no quad, parts, smart low poly or geometry quality"),
-]
+from ..core import tasks
+
+# Every value and default below comes from core.tasks; only labels and descriptions are the UI's.
+_GENERATION_DEFAULTS = tasks.ImageToModelRequest.SERVER_DEFAULTS
+_RIG_DEFAULTS = tasks.AnimateRigRequest.SERVER_DEFAULTS
+_TEXTURE_FORMAT_DEFAULT = "DEFAULT"  # not sent: Tripo's own default (JPEG)
+
+
+def _enum_items(values, labels: dict | None = None) -> list:
+    """EnumProperty items for values of core, labelled "Title Case" unless `labels` says otherwise."""
+    labels = labels or {}
+    return [(v, labels.get(v, v.replace("_", " ").title()), "") for v in values]
+
+
+def _verbatim_items(values) -> list:
+    """EnumProperty items labelled with the value itself (formats, axes)."""
+    return [(v, v, "") for v in values]
+
+
+def _model_items() -> list:
+    # Preview models are for scripts that name them; the panel offers the released ones.
+    items = []
+    for version in tasks.GENERATION_MODELS:
+        if version in tasks.PREVIEW_GENERATION_MODELS:
+            continue
+        label = version.split("-")[0]
+        description = f"Tripo {label}"
+        if version == tasks.DEFAULT_GENERATION_MODEL:
+            description += " (current)"
+        if tasks.is_p1_model(version):
+            description += ": fast low-poly; no quad, parts, smart low poly or geometry quality"
+        items.append((version, label, description))
+    return items
+
+
+def _segment_model_items() -> list:
+    descriptions = {tasks.DEFAULT_SEGMENT_MODEL: "Default segmentation model",
+                    tasks.SEGMENT_V2_MODEL: "Newer model; takes a granularity"}
+    return [(v, v.split("-")[0], descriptions.get(v, "")) for v in tasks.SEGMENT_MODELS]
+
+
+def _common_texture_formats() -> list:
+    return [v for v in _COMMON_TEXTURE_FORMATS if v in tasks.TEXTURE_FORMATS]
+
+
+MODEL_VERSIONS = _model_items()
+# The panel offers the texture formats most tools read, of those core accepts.
+_COMMON_TEXTURE_FORMATS = ("JPEG", "PNG", "WEBP", "TARGA", "TIFF", "BMP")
+# Export formats: every one of core's, the mesh-only ones (3D printing) first.
+_FIRST_EXPORT_FORMATS = ("STL", "OBJ", "FBX")
+
+
+def _first(values, first) -> list:
+    return [v for v in first if v in values] + [v for v in values if v not in first]
 
 
 class TRIPO_PG_settings(bpy.types.PropertyGroup):
@@ -37,13 +85,13 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     back_path: StringProperty(name="Back", subtype="FILE_PATH")
     right_path: StringProperty(name="Right", subtype="FILE_PATH")
 
-    model_version: EnumProperty(name="Model", items=MODEL_VERSIONS, default="v3.1-20260211")
-    texture: BoolProperty(name="Texture", default=True)
-    pbr: BoolProperty(name="PBR", default=True)
-    texture_quality: EnumProperty(name="Texture Quality", default="standard",
-                                  items=[("standard", "Standard", ""), ("detailed", "Detailed", "")])
-    geometry_quality: EnumProperty(name="Geometry Quality", default="standard",
-                                   items=[("standard", "Standard", ""), ("detailed", "Detailed", "")])
+    model_version: EnumProperty(name="Model", items=MODEL_VERSIONS, default=tasks.DEFAULT_GENERATION_MODEL)
+    texture: BoolProperty(name="Texture", default=_GENERATION_DEFAULTS["texture"])
+    pbr: BoolProperty(name="PBR", default=_GENERATION_DEFAULTS["pbr"])
+    texture_quality: EnumProperty(name="Texture Quality", default=_GENERATION_DEFAULTS["texture_quality"],
+                                  items=_enum_items(tasks.QUALITIES))
+    geometry_quality: EnumProperty(name="Geometry Quality", default=_GENERATION_DEFAULTS["geometry_quality"],
+                                   items=_enum_items(tasks.QUALITIES))
     face_limit: IntProperty(name="Face Limit", default=0, min=0, max=500000,
                             description="Maximum faces (0: let Tripo decide)")
     quad: BoolProperty(name="Quad Mesh", default=False)
@@ -56,17 +104,15 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     model_seed: IntProperty(name="Model Seed", default=0, min=0)
     texture_seed: IntProperty(name="Texture Seed", default=0, min=0)
     image_seed: IntProperty(name="Image Seed", default=0, min=0)
-    orientation: EnumProperty(name="Orientation", default="default",
-                              items=[("default", "Default", ""), ("align_image", "Align to Image", "")])
-    texture_alignment: EnumProperty(name="Texture Alignment", default="original_image",
-                                    items=[("original_image", "Original Image", ""),
-                                           ("geometry", "Geometry", "")])
+    orientation: EnumProperty(name="Orientation", default=_GENERATION_DEFAULTS["orientation"],
+                              items=_enum_items(tasks.ORIENTATIONS, {"align_image": "Align to Image"}))
+    texture_alignment: EnumProperty(name="Texture Alignment", default=_GENERATION_DEFAULTS["texture_alignment"],
+                                    items=_enum_items(tasks.TEXTURE_ALIGNMENTS))
     show_advanced: BoolProperty(name="Advanced", default=False)
     asset_project: StringProperty(
         name="Asset Project",
         description=("Catalog of the imported assets in the Asset Browser: Tripo/<project>/<type>. "
                      "Empty: Interactive (a batch run uses its project)"))
-    show_jobs: BoolProperty(name="Jobs", default=True)
 
     # Selection actions (retexture, segment, low poly, rig, convert)
     texture_prompt: StringProperty(name="Texture Prompt", description="How the new texture should look")
@@ -76,15 +122,14 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     lowpoly_quad: BoolProperty(name="Quad", default=False)
     lowpoly_replace: BoolProperty(name="Replace Original", default=False,
                                   description="Hide the original and put the low-poly result in its place")
-    rig_type: EnumProperty(name="Rig Type", default="biped", items=[
-        (v, v.title(), "") for v in ("biped", "quadruped", "hexapod", "octopod", "avian",
-                                     "serpentine", "aquatic", "others")])
-    rig_spec: EnumProperty(name="Skeleton", default="tripo", items=[
-        (v, v.title() if v != "vrm" else "VRM", "") for v in ("tripo", "mixamo", "actorcore", "unity", "unreal", "vrm")])
+    rig_type: EnumProperty(name="Rig Type", default=_RIG_DEFAULTS["rig_type"],
+                           items=_enum_items(tasks.RIG_TYPES))
+    rig_spec: EnumProperty(name="Skeleton", default=_RIG_DEFAULTS["spec"],
+                           items=_enum_items(tasks.RIG_SPECS, {"vrm": "VRM"}))
     animations: StringProperty(name="Animations", default="preset:idle, preset:walk",
                                description="Comma-separated presets, up to 5 per task")
-    export_format: EnumProperty(name="Format", default="STL", items=[
-        (v, v, "") for v in ("STL", "OBJ", "FBX", "GLTF", "USDZ", "3MF")])
+    export_format: EnumProperty(name="Format", default="STL",
+                                items=_verbatim_items(_first(tasks.CONVERT_FORMATS, _FIRST_EXPORT_FORMATS)))
     export_dir: StringProperty(name="Folder", subtype="DIR_PATH", default="//tripo_export/")
     export_per_part: BoolProperty(name="One File per Selected Part", default=False)
     flatten_bottom: BoolProperty(name="Flatten Bottom", default=False)
@@ -92,34 +137,35 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     pack_uv: BoolProperty(name="Pack UV", default=False)
     scale_factor: bpy.props.FloatProperty(name="Scale", default=1.0, min=0.001)
     # More selection-action options (segment, export); 0 / "DEFAULT" = Tripo's default, not sent.
-    segment_model: EnumProperty(name="Segmentation Model", default="v1.0-20250506", items=[
-        ("v1.0-20250506", "v1.0", "Default segmentation model"),
-        ("v2.0-20260430", "v2.0", "Newer model; takes a granularity")])
-    segment_granularity: EnumProperty(name="Granularity", default="balanced", items=[
-        (v, v.title(), "") for v in ("simple", "balanced", "detailed")])
+    segment_model: EnumProperty(
+        name="Segmentation Model", default=tasks.DEFAULT_SEGMENT_MODEL,
+        items=_segment_model_items())
+    segment_granularity: EnumProperty(name="Granularity", default="balanced",
+                                      items=_enum_items(tasks.SEGMENTATION_GRANULARITIES))
     export_face_limit: IntProperty(name="Face Limit", default=0, min=0, max=500000,
                                    description="Maximum faces of the export (0: keep)")
     export_texture_size: IntProperty(name="Texture Size", default=0, min=0, max=8192,
                                      description="Texture size in pixels (0: Tripo's default, 4096)")
-    export_texture_format: EnumProperty(name="Texture Format", default="DEFAULT", items=[
-        ("DEFAULT", "Default", "Tripo's default (JPEG)")] + [
-        (v, v.title(), "") for v in ("JPEG", "PNG", "WEBP", "TARGA", "TIFF", "BMP")])
-    fbx_preset: EnumProperty(name="FBX Preset", default="blender", items=[
-        ("blender", "Blender", ""), ("mixamo", "Mixamo", ""), ("3dsmax", "3ds Max", "")])
-    export_orientation: EnumProperty(name="Orientation", default="+x", items=[
-        (v, v, "") for v in ("+x", "-x", "+y", "-y")])
+    export_texture_format: EnumProperty(name="Texture Format", default=_TEXTURE_FORMAT_DEFAULT, items=[
+        (_TEXTURE_FORMAT_DEFAULT, "Default", "Tripo's default (JPEG)")] + _enum_items(
+        _common_texture_formats()))
+    fbx_preset: EnumProperty(name="FBX Preset", default=tasks.FBX_PRESETS[0],
+                             items=_enum_items(tasks.FBX_PRESETS, {"3dsmax": "3ds Max"}))
+    export_orientation: EnumProperty(name="Orientation", default=tasks.EXPORT_ORIENTATIONS[0],
+                                     items=_verbatim_items(tasks.EXPORT_ORIENTATIONS))
     with_animation: BoolProperty(name="With Animation", default=True)
 
     def generation_options(self) -> dict:
         """The request options as the protocol core expects them (None = not set)."""
-        p1 = self.model_version.startswith("P1")
+        p1 = tasks.is_p1_model(self.model_version)
         options = {
             "model": self.model_version,
             "negative_prompt": self.negative_prompt or None,
             "texture": self.texture,
             "pbr": self.pbr,
             "texture_quality": self.texture_quality if self.texture else None,
-            "geometry_quality": None if p1 or self.geometry_quality == "standard" else self.geometry_quality,
+            "geometry_quality": (None if p1 or self.geometry_quality == _GENERATION_DEFAULTS["geometry_quality"]
+                                 else self.geometry_quality),
             "face_limit": self.face_limit or None,
             "quad": self.quad or None,
             "smart_low_poly": self.smart_low_poly or None,
@@ -129,28 +175,20 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
             "texture_seed": self.texture_seed or None,
         }
         if self.mode in ("IMAGE", "MULTIVIEW", "TEXT_IMAGE"):
-            options["orientation"] = self.orientation if self.orientation != "default" else None
-            options["texture_alignment"] = (self.texture_alignment
-                                            if self.texture_alignment != "original_image" else None)
+            options["orientation"] = (self.orientation
+                                      if self.orientation != _GENERATION_DEFAULTS["orientation"] else None)
+            options["texture_alignment"] = (
+                self.texture_alignment
+                if self.texture_alignment != _GENERATION_DEFAULTS["texture_alignment"] else None)
         else:
             options["image_seed"] = self.image_seed or None
         return options
 
     def option_conflicts(self) -> dict[str, str]:
         """Options that do not fit the current choices, with the reason (for greying out)."""
-        reasons = {}
-        p1 = self.model_version.startswith("P1")
-        if p1:
-            for prop in ("quad", "smart_low_poly", "generate_parts", "geometry_quality"):
-                reasons[prop] = "P1 models do not take this option"
-        if self.generate_parts:
-            reasons.setdefault("texture", "Generate Parts needs Texture off")
-            reasons.setdefault("pbr", "Generate Parts needs PBR off")
-            reasons.setdefault("quad", "Generate Parts cannot be combined with Quad")
-        elif self.quad:
-            reasons.setdefault("generate_parts", "Parts cannot be combined with Quad")
-        elif self.texture or self.pbr:
-            reasons.setdefault("generate_parts", "Parts need Texture and PBR off")
+        reasons = tasks.generation_option_conflicts(
+            self.model_version, texture=self.texture, pbr=self.pbr, quad=self.quad,
+            generate_parts=self.generate_parts)
         if not self.texture:
             reasons.setdefault("texture_quality", "Texture is off")
         return reasons
@@ -159,13 +197,14 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
 CLASSES = (TRIPO_PG_settings,)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     bpy.types.Scene.tripo = PointerProperty(type=TRIPO_PG_settings)
 
 
 def unregister() -> None:
     del bpy.types.Scene.tripo
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

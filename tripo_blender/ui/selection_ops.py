@@ -24,7 +24,7 @@ from bpy.props import BoolProperty
 from ..blender import selection
 from ..blender.runtime import get_runtime
 from ..blender.settings import OfflineError, configured_provider
-from ..core import errors
+from ..core import errors, tasks
 from ..core import jobs as core_jobs
 from ..core.settings import OFFLINE_MESSAGE
 from .operators import finish_synchronously, user_message
@@ -38,7 +38,7 @@ def options_for(action: str, s) -> dict:
         return {"prompt": s.texture_prompt.strip() or None, "image": s.texture_image_path or None,
                 "style_image": s.style_image_path or None}
     if action == "segment":
-        v2 = s.segment_model != "v1.0-20250506"
+        v2 = s.segment_model != tasks.DEFAULT_SEGMENT_MODEL
         return {"model": s.segment_model if v2 else None,
                 "segmentation_granularity": s.segment_granularity if v2 else None}
     if action == "lowpoly":
@@ -323,7 +323,7 @@ class TRIPO_PT_selection_mesh(_SelectionPanel, bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(s, "segment_model")
         row = col.row()
-        row.enabled = s.segment_model != "v1.0-20250506"
+        row.enabled = s.segment_model != tasks.DEFAULT_SEGMENT_MODEL
         row.prop(s, "segment_granularity")
         _button(layout, context, sel, "segment", "MOD_EXPLODE")
         _button(layout, context, sel, "complete", "MOD_SOLIDIFY")
@@ -409,9 +409,11 @@ CLASSES = (
 )
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register() -> None:
-    for cls in CLASSES:
-        bpy.utils.register_class(cls)
+    _register_classes()
     selection.register()
     for name in _DATA_HANDLERS:
         getattr(bpy.app.handlers, name).append(_data_changed)
@@ -425,5 +427,4 @@ def unregister() -> None:
             handlers.remove(_data_changed)
     _analysis_cache = ((), None)  # holds Blender objects: drop it
     selection.unregister()
-    for cls in reversed(CLASSES):
-        bpy.utils.unregister_class(cls)
+    _unregister_classes()

@@ -1,7 +1,7 @@
 """The Tripo apiv3 provider against the local emulator: every task type end to end, every
 error code the emulator can produce, every fault kind, uploads, downloads, proxies.
 
-Runs inside Blender against the installed extension; `emulator` is reset before each test.
+The fast tier (no Blender): `emulator` is reset before each test.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from test_core_validation import write_glb, write_png
+from sample_files import write_glb, write_png
 
 
 # --------------------------------------------------------------------------- fixtures / helpers

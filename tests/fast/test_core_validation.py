@@ -1,58 +1,18 @@
 """The protocol core without a server: request validation, chain rules, local files, task
 parsing, error mapping, costs, base URL and proxy rules, read retries.
 
-Runs inside Blender against the installed extension (`tmod("core.tasks")` is
-`bl_ext.user_default.tripo_blender.core.tasks`).
+The fast tier: plain CPython without Blender; `tmod("core.tasks")` is `tripo_blender.core.tasks`
+imported from the repository (tests/fast/conftest.py).
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def write_png(path: Path, width: int = 64, height: int = 64) -> Path:
-    """A real, decodable RGB PNG (stdlib only)."""
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-    raw = b"".join(b"\x00" + bytes([200, 80, 40]) * width for _ in range(height))
-    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-    path.write_bytes(data)
-    return path
-
-
-def write_jpeg_header(path: Path, width: int, height: int, *, app_bytes: int = 300) -> Path:
-    """JPEG markers up to a baseline frame header (enough for a header parser)."""
-    app = b"\xff\xe1" + struct.pack(">H", app_bytes + 2) + b"\x00" * app_bytes  # an EXIF-like block
-    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-    path.write_bytes(b"\xff\xd8" + app + sof + b"\xff\xd9")
-    return path
-
-
-def write_webp_header(path: Path, width: int, height: int, kind: str) -> Path:
-    if kind == "VP8 ":
-        data = b"\x00\x00\x00" + b"\x9d\x01\x2a" + struct.pack("<HH", width, height)
-    elif kind == "VP8L":
-        bits = (width - 1) | ((height - 1) << 14)
-        data = b"\x2f" + struct.pack("<I", bits)
-    else:  # VP8X
-        data = b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-    body = b"WEBP" + kind.encode() + struct.pack("<I", len(data)) + data
-    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
-    return path
-
-
-def write_glb(path: Path, size: int = 64) -> Path:
-    path.write_bytes(b"glTF" + struct.pack("<II", 2, size) + b"\x00" * (size - 12))
-    return path
-
+from sample_files import write_glb, write_jpeg_header, write_png, write_webp_header
 
 TASK_ID = "3f2a1b4c-0000-4000-8000-000000000001"
 OTHER_ID = "3f2a1b4c-0000-4000-8000-000000000002"
@@ -666,7 +626,7 @@ def test_errors_have_default_advice_and_header_request_id(E):
 
 # --------------------------------------------------------------------------- costs
 
-CREDIT_EXAMPLES = [  # seed 003, "Credit Examples"
+CREDIT_EXAMPLES = [  # 3D AI Studio's published worked examples of credit costs
     ("text_to_model", {"prompt": "x"}, 40),
     ("image_to_model", {"input": TASK_ID}, 60),
     ("text_to_model", {"prompt": "x", "texture_quality": "detailed", "geometry_quality": "detailed"}, 100),
@@ -845,17 +805,3 @@ def test_read_retry_is_bounded_and_skips_refusals(tmod, E):
     with pytest.raises(E.RateLimited):  # would pass the total time budget: give up at once
         http.call_with_retry(long_wait, policy=http.RetryPolicy(max_total_seconds=60),
                              sleep=lambda s: pytest.fail("must not wait"))
-
-
-# --------------------------------------------------------------------------- the no-bpy rule
-
-
-def test_core_never_imports_bpy(tmod):
-    core = tmod("core")
-    folder = Path(core.__file__).parent
-    mine = ["errors", "tasks", "costs", "provider", "http", "download", "tripo_v3"]
-    for name in mine:
-        source = (folder / f"{name}.py").read_text(encoding="utf-8")
-        assert "import bpy" not in source and "from bpy" not in source, name
-        tmod(f"core.{name}")  # imports cleanly
-    assert "bpy" in (core.__doc__ or "")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from test_core_validation import write_glb, write_png
+from sample_files import write_glb, write_png
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 FIXTURES = {path.stem: json.loads(path.read_text(encoding="utf-8"))
             for path in sorted(GOLDEN.glob("*.json"))}
 CREATES = {name: f for name, f in FIXTURES.items() if "task_type" in f["ours"]}

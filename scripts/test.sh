@@ -29,7 +29,8 @@ trap 'rm -rf "$BLENDER_USER_RESOURCES"' EXIT
 # The fast tier first: the protocol core under plain CPython, without Blender (tests/fast). It runs
 # alone when the arguments name it, and before the Blender run when there are no arguments.
 fast_tier() {
-  "$PY" -m pytest -p no:pytest-blender --confcutdir tests/fast "$@"
+  # PYTHONPATH may hold the pytest of a real Blender's own Python: not for ours.
+  env -u PYTHONPATH "$PY" -m pytest -p no:pytest-blender --confcutdir tests/fast "$@"
 }
 case "${1:-}" in
   tests/fast*) fast_tier "$@"; exit $? ;;

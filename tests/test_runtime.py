@@ -388,3 +388,18 @@ def test_a_settings_change_restarts_the_engine_and_continues_its_jobs_once(conne
     assert final["state"] == "imported"
     assert len(connected.creates()) == 1
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_results_finishing_together_land_one_per_tick(connected, rt):
+    """Each tick imports at most one result, so a burst never freezes the UI for many imports."""
+    ids = [rt.api.generate(f"a burst prop {i}", wait_for_result=False) for i in range(3)]
+    runtime = rt.module.get_runtime()
+    for job_id in ids:
+        wait_ready(runtime, job_id)
+    imported, intervals = [], []
+    for _ in range(3):
+        intervals.append(rt.timer.tick(bpy.context))
+        imported.append(sum(runtime.jobs[j]["state"] == "imported" for j in ids))
+    assert imported == [1, 2, 3]
+    assert intervals[:2] == [rt.timer.ACTIVE_INTERVAL] * 2, "comes back soon for the next one"
+    assert len({o["tripo"]["job_id"] for o in tripo_objects()}) == 3

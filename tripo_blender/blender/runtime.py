@@ -303,8 +303,10 @@ class Runtime:
         return not current_blend() and "adopted_from" not in owner and ownership.is_this_process(owner)
 
     def land_ready(self, context=None) -> bool:
-        """Imports the ready jobs that may land now (see `landing_blocker`); the others keep
-        their reason in `waiting`. Returns True if anything landed or its reason changed."""
+        """Imports one ready job that may land now (see `landing_blocker`): one import per tick, so
+        twenty results finishing together never freeze the UI for twenty imports at once; the
+        next ones land on the following ticks. The others keep their reason in `waiting`.
+        Returns True if anything landed or its reason changed."""
         ready = self.ready_jobs()
         if not ready:
             if self.waiting:
@@ -313,14 +315,16 @@ class Runtime:
             return False
         context = context or bpy.context
         blocker = landing_blocker(context)
-        changed = False
+        changed = landed = False
         for job in ready:
             if self.waiting.get(job["job_id"], "").startswith(IMPORT_FAILED):
                 continue  # not again on every tick: "Import now" retries it
             reason = blocker if self.lands_here(job) else "From another file: Import here"
             if not reason:
+                if landed:
+                    continue  # its turn comes on the next tick
                 self.land(context, job["job_id"], select=False, push_undo=not bpy.app.background)
-                changed = True
+                changed = landed = True
             elif self.waiting.get(job["job_id"]) != reason:
                 self.waiting[job["job_id"]] = reason
                 changed = True

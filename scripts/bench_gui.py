@@ -29,8 +29,13 @@ from harness import BlenderUser, Emulator, GuiBlender, XServer, real_blender  # 
 
 PROBE = """
 import time, bpy
-probe = {'stamps': [], 'busy': [], 'imports': [], 'running': True}
+probe = {'stamps': [], 'busy': [], 'imports': [], 'running': True, 'sidebar_draws': 0, 'viewport_draws': 0}
 bpy.app.driver_namespace['stall_probe'] = probe
+def _count(key):
+    probe[key] += 1
+probe['handlers'] = [
+    bpy.types.SpaceView3D.draw_handler_add(_count, ('sidebar_draws',), 'UI', 'POST_PIXEL'),
+    bpy.types.SpaceView3D.draw_handler_add(_count, ('viewport_draws',), 'WINDOW', 'POST_PIXEL')]
 def _probe():
     probe['stamps'].append(time.perf_counter())
     return 0.01 if probe['running'] else None
@@ -111,7 +116,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def collect(blender: GuiBlender) -> dict:
     data = blender.run("p = bpy.app.driver_namespace['stall_probe']\np['running'] = False\n"
-                       "result = {k: p[k] for k in ('stamps', 'busy', 'imports')}")
+                       "result = {k: p[k] for k in ('stamps', 'busy', 'imports', 'sidebar_draws', 'viewport_draws')}")
+    seconds = (data["stamps"][-1] - data["stamps"][0]) if len(data["stamps"]) > 1 else 1.0
     stamps, imports = data["stamps"], data["imports"]
     gaps = []
     for before, after in zip(stamps, stamps[1:]):
@@ -126,6 +132,7 @@ def collect(blender: GuiBlender) -> dict:
         "busy_max": max(busy, default=0.0), "busy_p99": percentile(busy, 0.99), "busy_calls": len(busy),
         "import_ms": statistics.median([(e - s) * 1000.0 for s, e in imports]) if imports else 0.0,
         "imports": len(imports),
+        "sidebar_per_s": data["sidebar_draws"] / seconds, "viewport_per_s": data["viewport_draws"] / seconds,
     }
 
 
@@ -173,17 +180,19 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             idle = run_flow(xserver, emulator, 0, "idle", workdir, zip_path)
-            print(f"idle Blender: gap max {idle['gap_max']:.0f} ms, p99 {idle['gap_p99']:.0f} ms")
+            print(f"idle Blender: gap max {idle['gap_max']:.0f} ms, p99 {idle['gap_p99']:.0f} ms, "
+                  f"redraws/s: sidebar {idle['sidebar_per_s']:.1f}, viewport {idle['viewport_per_s']:.1f}")
             print("| jobs | flow | our code per call: max / p99 | wall-clock gap outside import: max / p99 "
-                  "| import (median) |")
-            print("|---|---|---|---|---|")
+                  "| import (median) | redraws/s: sidebar, viewport |")
+            print("|---|---|---|---|---|---|")
             for jobs in args.jobs:
                 for mode in ("ours", "baseline"):
                     r = run_flow(xserver, emulator, jobs, mode, workdir, zip_path)
                     label = "ours (worker thread + UI timer)" if mode == "ours" else "baseline (HTTP on the main thread)"
                     print(f"| {jobs} | {label} | {r['busy_max']:.1f} / {r['busy_p99']:.1f} ms "
                           f"({r['busy_calls']} calls) | {r['gap_max']:.0f} / {r['gap_p99']:.0f} ms "
-                          f"| {r['import_ms']:.0f} ms ({r['imports']}) |", flush=True)
+                          f"| {r['import_ms']:.0f} ms ({r['imports']}) "
+                          f"| {r['sidebar_per_s']:.1f}, {r['viewport_per_s']:.1f} |", flush=True)
     finally:
         emulator.stop()
         xserver.stop()

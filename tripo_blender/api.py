@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import bpy
 
-from .blender import importer, metadata
+from .blender import image_results, importer, metadata
 from .blender import runtime as _runtime
 from .blender.settings import OfflineError
 from .core import costs, errors, recipes, tasks
@@ -29,7 +29,7 @@ __all__ = [
     "read_metadata", "write_metadata", "tripo_objects", "Job", "Step", "JobFailed",
     "OfflineError", "errors",
     "retexture", "segment", "complete", "lowpoly", "rig_check", "rig", "animate", "convert",
-    "bring_to_tripo", "import_task", "history", "reimport",
+    "bring_to_tripo", "import_task", "history", "reimport", "image_to_splat", "image_to_depth",
 ]
 
 
@@ -144,13 +144,49 @@ def run_task(task_type: str, source=None, *, name: str | None = None,
         if not meta:
             raise errors.ValidationError(f"{source.name} did not come from Tripo (no metadata).")
         source, source_type = meta["model_task_id"], meta["task_type"]
-    if source is not None:
+    if source is None and task_type in image_results.KIND_OF_TASK:
+        # Lands like image_to_splat() / image_to_depth(): a point cloud or a displaced plane.
+        image = params.pop("input", None) or params.pop("image", None)
+        if not image:
+            raise errors.ValidationError(f"{task_type} needs an image (input=...).", field="input")
+        job = image_results.analysis_job(image_results.KIND_OF_TASK[task_type], image,
+                                         options=params, name=name)
+    elif source is not None:
         job = recipes.chained_job(task_type, source, params, source_type=source_type,
                                   label=name or tasks.task_label(task_type))
     else:
         job = Job.new(name or tasks.task_label(task_type), [Step(task_type, params)],
                       {"name": name or tasks.task_label(task_type)})
     job_id = submit(job)
+    return wait(job_id, timeout)[0] if wait_for_result else job_id
+
+
+def image_to_splat(image: str, *, model_seed: int | None = None, name: str | None = None,
+                   location=None, wait_for_result: bool = True, timeout: float | None = None):
+    """A Gaussian splat of the subject of one image (a local file, file token or URL). The PLY is
+    kept in the download folder (with its .task.json) and imported as a point cloud: a mesh of
+    one vertex per splat with its attributes, shown as coloured points (`Result.root`); when
+    Blender cannot read it, the job still ends imported, with no object, and the file in
+    `Result.files`. Returns a Result (or the job id)."""
+    return _analysis("splat", image, {"model_seed": model_seed}, name, location,
+                     wait_for_result, timeout)
+
+
+def image_to_depth(image: str, *, kind: str | None = None, process_res: int | None = None,
+                   name: str | None = None, location=None, wait_for_result: bool = True,
+                   timeout: float | None = None):
+    """A depth map of one image (`kind` "gray" or "color", `process_res` 126-2016 px; Tripo's
+    defaults gray / 504 are sent when not given). The PNG is kept in the download folder and
+    loaded as an image (not packed), and a plane with the image's aspect ratio, displaced by it
+    (1 m on its longer side, 0.25 m of relief: the "Depth" modifier), lands at the 3D cursor.
+    Returns a Result (or the job id)."""
+    return _analysis("depth", image, {"kind": kind, "process_res": process_res}, name, location,
+                     wait_for_result, timeout)
+
+
+def _analysis(kind: str, image: str, options: dict, name, location, wait_for_result, timeout):
+    meta = {"location": list(location)} if location is not None else None
+    job_id = submit(image_results.analysis_job(kind, image, options=options, name=name, meta=meta))
     return wait(job_id, timeout)[0] if wait_for_result else job_id
 
 

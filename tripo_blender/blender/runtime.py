@@ -279,6 +279,10 @@ class Runtime:
             self._notice("WARNING" if event.kind == "notice" else "INFO",
                          f"{event.job['label']}: {event.message}", event.job_id)
 
+    def notify(self, level: str, text: str, job_id: str = "") -> None:
+        """A message for the user (the panel's notices, the UI's report, the log)."""
+        self._notice(level, text, job_id)
+
     def _notice(self, level: str, text: str, job_id: str = "") -> None:
         notice = Notice(level, text, job_id)
         self.notices.append(notice)

@@ -1,5 +1,5 @@
-"""Image to splat and image to depth, end to end against the emulator: from the scripting API,
-down to the objects, their metadata and the kept files."""
+"""Image to splat and image to depth, end to end against the emulator: from the scripting API and
+from the Generate panel's Image mode, down to the objects, their metadata and the kept files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import bpy
+import pytest
 
 from conftest import write_png
 
@@ -101,3 +102,19 @@ def test_unreadable_splat_keeps_the_file_and_the_job(connected, tmod, tmp_path, 
     runtime = tmod("blender.runtime").get_runtime()
     assert any("the file is kept at" in n.text for n in runtime.notices)
 
+
+@pytest.mark.parametrize("output,role", [("SPLAT", "splat"), ("DEPTH", "depth")])
+def test_panel_image_mode_output_choice(connected, tmp_path, output, role):
+    s = bpy.context.scene.tripo
+    s.mode = "IMAGE"
+    s.image_output = output
+    s.image_path = str(write_png(tmp_path / "lamp.png"))
+    assert bpy.ops.tripo.generate() == {"FINISHED"}
+    creates = connected.creates()
+    assert [c["path"] for c in creates] == [f"/v3/generation/image-to-{role}"]
+    obj = next(o for o in bpy.data.objects if "tripo" in o)
+    assert tripo_meta(obj)["role"] == role and obj.name == f"lamp {role}"
+    if output == "SPLAT":
+        assert_splat(obj, connected, "lamp.png")
+    else:
+        assert creates[0]["json"]["process_res"] == s.depth_process_res

@@ -139,3 +139,16 @@ def test_aistudio_provider_shows_its_prices_and_unavailable_modes(prefs):
         assert any("image generation" in text.lower() or "not offered" in text.lower() for text in labels(log))
     finally:
         prefs.provider = "tripo"
+
+
+@pytest.mark.parametrize("output,shown,hidden", [("SPLAT", "model_seed", "texture"),
+                                                 ("DEPTH", "depth_process_res", "model_version")])
+def test_image_mode_offers_splat_and_depth_outputs(tripo, output, shown, hidden):
+    s = bpy.context.scene.tripo
+    s.mode = "IMAGE"
+    s.image_output = output
+    log = draw_all(bpy.context)
+    props = [entry[1] for entry in log if entry[0] == "prop"]
+    assert "image_output" in props and shown in props and hidden not in props
+    assert ("operator", "tripo.generate", True) in log
+    assert any("credits" in text for text in labels(log)), labels(log)

@@ -18,7 +18,7 @@ import os
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from ..blender import importer
+from ..blender import image_results, importer
 from ..blender.runtime import describe, get_runtime
 from ..blender.settings import OfflineError, user_data_dir
 from ..core import errors, recipes
@@ -57,6 +57,10 @@ def job_from_settings(settings, prompt: str | None = None):
             image_file_of(settings.image) if settings.image else "")
         if not path:
             raise errors.ValidationError("Choose a reference image (a file or an image in Blender).")
+        if settings.analysis_kind():
+            return image_results.analysis_job(settings.analysis_kind(), path, name=name,
+                                              options=settings.analysis_options(),
+                                              prompt=prompt or None)
         return recipes.generation_job(prompt=prompt or None, image=path, options=options, name=name)
     if settings.mode == "MULTIVIEW":
         views = [bpy.path.abspath(p) if p else None for p in

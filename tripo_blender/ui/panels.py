@@ -11,7 +11,7 @@ import time
 
 import bpy
 
-from ..blender import importer
+from ..blender import image_results, importer
 from ..blender.runtime import get_runtime
 from ..blender.settings import configured_provider
 from ..core import capabilities, errors, tasks
@@ -20,8 +20,25 @@ from ..core.settings import OFFLINE_MESSAGE
 
 def estimate_for(settings, provider: str) -> tuple[str, str]:
     """("≈ 40 credits (estimate)", "") or ("", why it cannot be sent); cached per options."""
+    kind = settings.analysis_kind()
+    if kind:
+        options = {k: v for k, v in settings.analysis_options().items() if v is not None}
+        return _estimate_analysis(provider, kind, tuple(sorted(options.items())))
     options = {k: v for k, v in settings.generation_options().items() if v is not None}
     return _estimate(provider, settings.mode, settings.prompt, tuple(sorted(options.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _estimate_analysis(provider: str, kind: str, option_items: tuple) -> tuple[str, str]:
+    task_type = image_results.KINDS[kind][0]
+    unavailable = capabilities.feature_unavailable_reason(provider, task_type, dict(option_items))
+    if unavailable:
+        return "", unavailable
+    try:
+        request = tasks.build_request(task_type, input="file_estimate", **dict(option_items))
+        return capabilities.estimate(provider, request).describe(), ""
+    except errors.TripoError as exc:
+        return "", exc.user_message()
 
 
 # Draw code calls this on every redraw; the options it depends on change far less often.
@@ -60,6 +77,22 @@ def prop_with_reason(layout, settings, prop: str, reasons: dict, **kwargs):
     return row
 
 
+def draw_submit(context, layout, s):
+    """The provider, the cost estimate and the Generate button."""
+    provider = configured_provider(context)
+    if provider != "tripo":
+        layout.label(text=f"Provider: {capabilities.PROVIDER_LABELS.get(provider, provider)}", icon="WORLD")
+    estimate, problem = estimate_for(s, provider)
+    if problem:
+        layout.label(text=problem, icon="ERROR")
+    else:
+        layout.label(text=estimate, icon="FUND")
+    row = layout.row()
+    row.scale_y = 1.4
+    row.enabled = bpy.app.online_access
+    row.operator("tripo.generate", icon="PLAY")
+
+
 class TRIPO_PT_generate(bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -80,10 +113,21 @@ class TRIPO_PT_generate(bpy.types.Panel):
             layout.prop(s, "image_path")
             layout.template_ID(s, "image", open="image.open")
             layout.prop(s, "prompt", text="Note")
+            layout.row().prop(s, "image_output", expand=True)
         else:
             col = layout.column(align=True)
             for view in ("front_path", "left_path", "back_path", "right_path"):
                 col.prop(s, view)
+        if s.analysis_kind():
+            # A splat or a depth map takes none of the model options below.
+            layout.prop(s, "name")
+            if s.analysis_kind() == "depth":
+                layout.prop(s, "depth_kind")
+                layout.prop(s, "depth_process_res")
+            else:
+                layout.prop(s, "model_seed")
+            draw_submit(context, layout, s)
+            return
         layout.prop(s, "negative_prompt")
         layout.prop(s, "name")
         layout.prop(s, "model_version")
@@ -126,19 +170,7 @@ class TRIPO_PT_generate(bpy.types.Panel):
             else:
                 box.prop(s, "image_seed")
 
-        provider = configured_provider(context)
-        if provider != "tripo":
-            layout.label(text=f"Provider: {capabilities.PROVIDER_LABELS.get(provider, provider)}", icon="WORLD")
-        estimate, problem = estimate_for(s, provider)
-        if problem:
-            layout.label(text=problem, icon="ERROR")
-        else:
-            layout.label(text=estimate, icon="FUND")
-        row = layout.row()
-        row.scale_y = 1.4
-        row.enabled = bpy.app.online_access
-        row.operator("tripo.generate", icon="PLAY")
-
+        draw_submit(context, layout, s)
 
 class TRIPO_PT_jobs(bpy.types.Panel):
     bl_space_type = "VIEW_3D"

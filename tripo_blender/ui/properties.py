@@ -10,6 +10,7 @@ from ..core import tasks
 # Every value and default below comes from core.tasks; only labels and descriptions are the UI's.
 _GENERATION_DEFAULTS = tasks.ImageToModelRequest.SERVER_DEFAULTS
 _RIG_DEFAULTS = tasks.AnimateRigRequest.SERVER_DEFAULTS
+_DEPTH_DEFAULTS = tasks.ImageToDepthRequest.SERVER_DEFAULTS
 _TEXTURE_FORMAT_DEFAULT = "DEFAULT"  # not sent: Tripo's own default (JPEG)
 
 
@@ -80,6 +81,22 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
                                description="Reference image file (PNG, JPEG or WebP, 20-6000 px)")
     image: PointerProperty(name="Blender Image", type=bpy.types.Image,
                            description="Or an image already loaded in Blender")
+    image_output: EnumProperty(
+        name="Output",
+        description="What to make from the image",
+        items=[
+            ("MODEL", "Model", "A textured 3D model (image to model)", "MESH_MONKEY", 0),
+            ("SPLAT", "Splat", "A Gaussian splat (a PLY file), shown as a point cloud", "POINTCLOUD_DATA", 1),
+            ("DEPTH", "Depth Map", "A depth map image, and a plane displaced by it", "MOD_DISPLACE", 2),
+        ],
+        default="MODEL",
+    )
+    depth_kind: EnumProperty(name="Depth Kind", default=_DEPTH_DEFAULTS["kind"],
+                             items=_enum_items(tasks.DEPTH_KINDS, {
+                                 "gray": "Gray", "color": "Color (not for displacement)"}))
+    depth_process_res: IntProperty(name="Resolution", default=_DEPTH_DEFAULTS["process_res"],
+                                   min=tasks.DEPTH_PROCESS_RES_RANGE[0], max=tasks.DEPTH_PROCESS_RES_RANGE[1],
+                                   description="Pixels the depth map is computed at")
     front_path: StringProperty(name="Front", subtype="FILE_PATH")
     left_path: StringProperty(name="Left", subtype="FILE_PATH")
     back_path: StringProperty(name="Back", subtype="FILE_PATH")
@@ -183,6 +200,18 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
         else:
             options["image_seed"] = self.image_seed or None
         return options
+
+    def analysis_kind(self) -> str:
+        """"splat" or "depth" when Image mode makes one of those ("" for a model)."""
+        if self.mode != "IMAGE":
+            return ""
+        return {"SPLAT": "splat", "DEPTH": "depth"}.get(self.image_output, "")
+
+    def analysis_options(self) -> dict:
+        """The request options of an image-to-splat / image-to-depth job (None = not set)."""
+        if self.analysis_kind() == "depth":
+            return {"kind": self.depth_kind, "process_res": self.depth_process_res}
+        return {"model_seed": self.model_seed or None}
 
     def option_conflicts(self) -> dict[str, str]:
         """Options that do not fit the current choices, with the reason (for greying out)."""

@@ -206,13 +206,13 @@ def import_depth(context, job: dict) -> importer.ImportResult:
         return result
     name = importer.asset_name(job)
     image = bpy.data.images.load(path, check_existing=True)  # a file next to the downloads
-    image.name = f"{name} depth"
+    image.name = f"{name} map"
     image.colorspace_settings.name = "Non-Color"  # depth values, not a colour to convert
     width, height = image.size
     if not width or not height:
         raise RuntimeError(f"{Path(path).name} is not an image Blender can read")
     obj = _depth_plane(context, name, width, height)
-    texture = bpy.data.textures.new(f"{name} depth", "IMAGE")
+    texture = bpy.data.textures.new(f"{name} map", "IMAGE")
     texture.image = image
     texture.extension = "EXTEND"  # no wrap-around at the plane's edges
     modifier = obj.modifiers.new("Depth", "DISPLACE")

@@ -13,7 +13,7 @@ request parameters live in `params_json`, and anything else too big becomes a st
 
     schema          1
     provider        "tripo" | "3daistudio"
-    role            "model" | "part" | "armature" | "asset"
+    role            "model" | "part" | "armature" | "asset" | "splat" | "depth"
     asset_id        id shared by every object of one asset (the job that made it)
     job_id          the job that imported this object
     task_id         the task whose output this object is
@@ -30,6 +30,9 @@ request parameters live in `params_json`, and anything else too big becomes a st
     created_at, completed_at   ISO-8601 strings from Tripo
     preview_image   name of the bpy image holding the rendered preview ("" if none)
     imported_at     ISO-8601 time of the import
+    source_file     splat / depth: the kept PLY / PNG the object was made from
+    point_count     splat: its number of points
+    depth_image, depth_kind, depth_strength   depth: the bpy image, "gray"/"color", the relief
 """
 
 from __future__ import annotations

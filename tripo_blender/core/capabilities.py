@@ -86,7 +86,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("image_analysis", "Image to splat, image to depth map", (t.IMAGE_TO_SPLAT,
                                                                       t.IMAGE_TO_DEPTH),
             {TRIPO: None, AISTUDIO: _studio(t.IMAGE_TO_SPLAT)},
-            {TRIPO: "scripting API; the result is downloaded, not imported"}),
+            {TRIPO: "panel and scripting API, not batch files; a splat lands as a point cloud, "
+                   "a depth map as an image and a displaced plane"}),
     Feature("texture_model", "Texturing (whole model)", (t.TEXTURE_MODEL,),
             {TRIPO: None, AISTUDIO: None}, {AISTUDIO: "from a model URL or file"}),
     Feature("texture_parts", "Per-part texturing", (t.TEXTURE_MODEL,),

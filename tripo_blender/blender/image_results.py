@@ -185,9 +185,15 @@ def _show_as_points(obj) -> None:
     modifier.node_group = group
 
 
+def _node_material(name: str):
+    material = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0):  # 5.0+ always uses the node tree and deprecates the switch
+        material.use_nodes = True
+    return material
+
+
 def _splat_material(name: str):
-    material = bpy.data.materials.new(f"{name} splat")
-    material.use_nodes = True
+    material = _node_material(f"{name} splat")
     nodes = material.node_tree.nodes
     principled = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
     colour = nodes.new("ShaderNodeAttribute")
@@ -263,8 +269,7 @@ def _local_source_image(job: dict, step_index: int):
 
 
 def _depth_material(name: str, image):
-    material = bpy.data.materials.new(f"{name} depth")
-    material.use_nodes = True
+    material = _node_material(f"{name} depth")
     nodes = material.node_tree.nodes
     principled = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
     texture = nodes.new("ShaderNodeTexImage")

@@ -118,3 +118,16 @@ def test_panel_image_mode_output_choice(connected, tmp_path, output, role):
         assert_splat(obj, connected, "lamp.png")
     else:
         assert creates[0]["json"]["process_res"] == s.depth_process_res
+
+
+def test_history_reimports_splat_and_depth(connected, tmod, tmp_path):
+    api = tmod("api")
+    image = str(write_png(tmp_path / "vase.png"))
+    for make, role in ((api.image_to_splat, "splat"), (api.image_to_depth, "depth")):
+        first = make(image)
+        task_id = tripo_meta(first.root)["task_id"]
+        again = api.reimport(task_id)
+        assert again.root is not first.root
+        meta = tripo_meta(again.root)
+        assert meta["role"] == role and meta["task_id"] == task_id
+        assert meta["source_file"] == tripo_meta(first.root)["source_file"]

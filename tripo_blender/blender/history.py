@@ -77,8 +77,25 @@ class History:
         return next((e for e in self.entries if e.task_id == task_id), None)
 
 
+def analysis_handler(entry: core_history.HistoryEntry):
+    """The import of a splat or depth map entry (None for a model): their files are no GLB."""
+    from . import image_results
+    kind = ((entry.job or {}).get("meta") or {}).get("kind")
+    return image_results.IMPORT_HANDLERS.get(kind)
+
+
+def can_reimport(entry: core_history.HistoryEntry) -> bool:
+    return bool(entry.model) or analysis_handler(entry) is not None
+
+
 def reimport(context, entry: core_history.HistoryEntry) -> importer.ImportResult:
-    """Imports a history entry's downloaded model again, at the 3D cursor."""
+    """Imports a history entry's downloaded model (or splat, or depth map) again, at the 3D
+    cursor."""
+    handler = analysis_handler(entry)
+    if handler is not None:
+        job = dict(entry.job)
+        job["meta"] = {k: v for k, v in (job.get("meta") or {}).items() if k != "location"}
+        return handler(context, job)
     if not entry.importable:
         raise RuntimeError(f"Task {entry.task_id} has no downloaded model to import "
                            f"({entry.task_type or 'unknown type'}).")

@@ -86,7 +86,7 @@ class TRIPO_PT_history(bpy.types.Panel):
             column.label(text=f"{tasks.task_label(entry.task_type)} · {entry.created_at[:16].replace('T', ' ')}"
                               f"{credits}")
             column.label(text=f"{entry.task_id} · {entry.state}")
-            if entry.model:
+            if blender_history.can_reimport(entry):
                 column.operator("tripo.history_reimport", icon="IMPORT").task_id = entry.task_id
         if len(found) > ROWS_SHOWN:
             layout.label(text=f"{len(found) - ROWS_SHOWN} more: refine the search")

@@ -13,11 +13,11 @@ import pytest
 @pytest.fixture
 def core(tmod):
     class Core:
-        jobs = tmod("core.jobs")
-        journal = tmod("core.journal")
-        tasks = tmod("core.tasks")
-        tripo = tmod("core.tripo_v3")
-        http = tmod("core.http")
+        jobs = tmod("core.engine.jobs")
+        journal = tmod("core.engine.journal")
+        tasks = tmod("core.protocol.tasks")
+        tripo = tmod("core.providers.tripo_v3")
+        http = tmod("core.providers.http")
     return Core
 
 

@@ -34,13 +34,13 @@ class Sleeps(list):
 @pytest.fixture
 def core(tmod):
     class Core:
-        tasks = tmod("core.tasks")
-        errors = tmod("core.errors")
-        http = tmod("core.http")
-        v3 = tmod("core.tripo_v3")
-        download = tmod("core.download")
+        tasks = tmod("core.protocol.tasks")
+        errors = tmod("core.protocol.errors")
+        http = tmod("core.providers.http")
+        v3 = tmod("core.providers.tripo_v3")
+        download = tmod("core.providers.download")
         costs = tmod("core.costs")
-        provider = tmod("core.provider")
+        provider = tmod("core.providers.provider")
     return Core
 
 

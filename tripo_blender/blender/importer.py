@@ -26,7 +26,7 @@ from pathlib import Path
 
 import bpy
 
-from ..core.jobs import record_credits
+from ..core.engine.jobs import record_credits
 from . import assets, metadata
 
 log = logging.getLogger(__name__)

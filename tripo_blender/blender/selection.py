@@ -48,9 +48,9 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ..core import errors, tasks
-from ..core.jobs import Job, Step
-from ..core.recipes import clean_options
+from ..core.protocol import errors, tasks
+from ..core.engine.jobs import Job, Step
+from ..core.engine.recipes import clean_options
 from . import importer, metadata
 from .settings import user_data_dir
 

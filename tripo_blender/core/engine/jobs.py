@@ -7,7 +7,7 @@ given to `submit`, commands through a queue) and hands plain values out (`JobEve
 snapshot of the job) through `events`, a queue.Queue the main thread drains.
 
 Ownership: a job belongs to the process that runs it, which holds the job's lock in the journal
-folder (core/ownership.py) while the job is unfinished. `submit` claims it, `resume_from_journal`
+folder (core/engine/ownership.py) while the job is unfinished. `submit` claims it, `resume_from_journal`
 adopts only jobs whose lock nobody holds, `stop` releases every lock once the downloads have
 stopped, so two processes (or two engines of one process) never run or download one job.
 
@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from . import errors, ownership, tasks
-from .download import DownloadCancelled
+from ..protocol import errors, tasks
+from . import ownership
+from ..providers.download import DownloadCancelled
 from .journal import Journal
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ class JobEvent:
 def validate_chain(job: Job, provider_name: str = "tripo") -> None:
     """Builds every step's request before anything is sent: bad input costs no credits, and a
     step the provider does not offer is refused with its reason before the first one runs."""
-    from .capabilities import feature_unavailable_reason
+    from ..providers.capabilities import feature_unavailable_reason
 
     for index, step in enumerate(job.steps):
         params = dict(step.params)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from .errors import (
+from ..protocol.errors import (
     ConcurrencyLimited,
     NetworkError,
     ProviderResponseError,

@@ -84,11 +84,11 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from . import tasks as t
-from .costs import PUBLISHED_SOURCE, CostEstimate
-from .costs import estimate_credits as _tripo_table_estimate
+from ..protocol import tasks as t
+from ..costs import PUBLISHED_SOURCE, CostEstimate
+from ..costs import estimate_credits as _tripo_table_estimate
 from .download import DEFAULT_MAX_BYTES, EXPIRED_STATUSES, download_file
-from .errors import (
+from ..protocol.errors import (
     AuthenticationError,
     BadRequest,
     CreateOutcomeUnknown,

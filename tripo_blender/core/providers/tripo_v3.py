@@ -39,9 +39,9 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .costs import CostEstimate, estimate_credits
+from ..costs import CostEstimate, estimate_credits
 from .download import DEFAULT_MAX_BYTES, DOWNLOAD_PATIENCE, download_file
-from .errors import (
+from ..protocol.errors import (
     ConcurrencyLimited,
     CreateOutcomeUnknown,
     FeatureUnavailable,
@@ -64,7 +64,7 @@ from .http import (
     redact_url,
 )
 from .provider import Balance, PollResult, Provider
-from .tasks import (
+from ..protocol.tasks import (
     MAX_UPLOAD_BYTES,
     MODEL_FILE_FORMATS,
     RETIRED_TASK_TYPES,

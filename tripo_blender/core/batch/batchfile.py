@@ -27,7 +27,7 @@ The format (``examples/batch_reference.toml`` shows every key, commented)::
     variants = 2                 # per expanded prompt: model_seed = seed + k
     post = { texture = "weathered paint", lowpoly = 2000, export = ["STL", "FBX"] }
 
-Each expanded asset becomes one :class:`~.jobs.Job` (a chain of steps) whose downloads are
+Each expanded asset becomes one :class:`~..engine.jobs.Job` (a chain of steps) whose downloads are
 named by step (``01_base.glb``, ``02_textured_full.glb``, ``06_export_full_stl.stl``...).
 Per-part work (``texture_parts``, ``export_parts``) needs the part names of the finished model,
 so it becomes second-phase jobs (:func:`part_jobs`) once the asset is imported.
@@ -59,8 +59,9 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from . import costs, errors, tasks
-from .jobs import Job, Step
+from .. import costs
+from ..protocol import errors, tasks
+from ..engine.jobs import Job, Step
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,8 @@ ACTION_LABELS = {
     "lowpoly": "Low poly", "rig_check": "Rig check", "rig": "Rig", "animate": "Animate",
     "convert": "Export", "bring_to_tripo": "Bring to Tripo",
 }
-#: Deterministic export names (seed 000): NN_export_full_<fmt>, NN_export_part_<fmt>__<idx>__<part>.
+#: Export file names are deterministic and numbered like a batch asset's steps (batchfile's
+#: 06_export_full / 08_export_part): NN_export_full_<fmt>, NN_export_part_<fmt>__<idx>__<part>.
 FULL_EXPORT_NUMBER = 6
 PART_EXPORT_NUMBER = 8
 EXPORTABLE_TYPES = ("MESH",)

@@ -848,9 +848,6 @@ class Batch:
     def job_ids(self) -> set[str]:
         return {p.job_id for p in self.plans}
 
-    def plan_for(self, job_id: str) -> Optional[AssetPlan]:
-        return next((p for p in self.plans if p.job_id == job_id), None)
-
     def estimate(self) -> dict:
         """Estimated credits: the main chains, plus the per-part work per part."""
         total = sum(p.estimate for p in self.plans)

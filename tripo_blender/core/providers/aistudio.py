@@ -115,6 +115,7 @@ from .http import (
     network_error_from,
     redact_url,
 )
+from .create import send_create
 from .provider import Balance, PollResult, Provider
 
 log = logging.getLogger(__name__)
@@ -998,25 +999,17 @@ class AIStudioProvider(Provider):
         wire = self.wire(request)
         label = t.task_label(request.task_type)
         described = wire.described()
-        unreachable = 0
-        while True:
-            sent_at = self._clock()
-            try:
-                resp = self._post(wire, label)
-            except NetworkError as exc:
-                if exc.sent is False:
-                    unreachable += 1
-                    if unreachable >= self.retry.max_attempts:
-                        raise
-                    wait = self.retry.delay(unreachable)
-                    log.info("%s not sent (connection failed); retrying in %.1f s", label, wait)
-                    self._sleep(wait)
-                    continue
-                raise CreateOutcomeUnknown(
-                    f"{label}: the connection to 3D AI Studio failed after the request was "
-                    "sent, so it is not known whether the task was created.",
-                    request=request, body=described, sent_at=sent_at, cause=exc) from exc
-            break
+
+        def lost_after_sending(exc: NetworkError, sent_at: float) -> CreateOutcomeUnknown:
+            return CreateOutcomeUnknown(
+                f"{label}: the connection to 3D AI Studio failed after the request was "
+                "sent, so it is not known whether the task was created.",
+                request=request, body=described, sent_at=sent_at, cause=exc)
+
+        # Answers are read below, not raised by _post: only the connection is retried here.
+        resp, sent_at = send_create(lambda: self._post(wire, label), label=label,
+                                    retry=self.retry, sleep=self._sleep, clock=self._clock,
+                                    lost_after_sending=lost_after_sending)
         status = resp.status_code
         payload = self._json(resp)
         if status >= 500 or (200 <= status < 300 and not isinstance(payload, Mapping)):

@@ -108,10 +108,10 @@ from ..protocol.errors import (
 from .http import (
     ProxyConfig,
     RetryPolicy,
+    ThreadSessions,
     call_with_retry,
     check_base_url,
     is_retryable_read_error,
-    make_session,
     network_error_from,
     redact_url,
 )
@@ -773,8 +773,7 @@ class AIStudioProvider(Provider):
         rpm = requests_per_minute if requests_per_minute is not None else requests_per_minute_from()
         self.requests_per_minute = max(1, int(rpm))
         self.budget = budget or shared_budget(self.base_url, key, self.requests_per_minute)
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self._sessions = ThreadSessions(self.proxy)
         self._lock = threading.Lock()
         self._known: dict[str, _Known] = {}
         self._last_polled: dict[str, float] = {}
@@ -788,13 +787,7 @@ class AIStudioProvider(Provider):
     # ================================================================== plumbing
 
     def _thread_session(self, purpose: str) -> requests.Session:
-        session = getattr(self._local, purpose, None)
-        if session is None:
-            session = make_session(self.proxy)
-            setattr(self._local, purpose, session)
-            with self._lock:
-                self._sessions.append(session)
-        return session
+        return self._sessions.get(purpose)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
@@ -1212,10 +1205,4 @@ class AIStudioProvider(Provider):
     # ================================================================== lifetime
 
     def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            try:
-                session.close()
-            except Exception:  # pragma: no cover - closing never matters enough to fail
-                pass
+        self._sessions.close()

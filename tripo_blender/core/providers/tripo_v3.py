@@ -31,7 +31,6 @@ import datetime as _dt
 import logging
 import os
 import random
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
@@ -58,9 +57,9 @@ from ..protocol.errors import (
 from .http import (
     ProxyConfig,
     RetryPolicy,
+    ThreadSessions,
     call_with_retry,
     check_base_url,
-    make_session,
     network_error_from,
     redact_url,
 )
@@ -241,11 +240,7 @@ class TripoV3Provider(Provider):
         self.max_concurrency_wait = float(max_concurrency_wait)
         self.create_attempts = max(1, int(create_attempts))
         self.retry = retry
-        # One requests.Session per thread and purpose (a Session is not guaranteed thread-safe;
-        # the job engine polls from one thread and downloads from others).
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
+        self._sessions = ThreadSessions(self.proxy)
         # (absolute path, size, mtime_ns) -> file token of this provider's uploads; lets
         # reconcile_create compare a request that still names local files.
         self._uploaded: dict[tuple[str, int, int], str] = {}
@@ -258,13 +253,7 @@ class TripoV3Provider(Provider):
     def _thread_session(self, purpose: str) -> requests.Session:
         """This thread's session for ``"api"`` (carries the key per request) or ``"plain"``
         (downloads and presigned uploads: never the key)."""
-        session = getattr(self._local, purpose, None)
-        if session is None:
-            session = make_session(self.proxy)
-            setattr(self._local, purpose, session)
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
+        return self._sessions.get(purpose)
 
     @property
     def _session(self) -> requests.Session:
@@ -674,10 +663,4 @@ class TripoV3Provider(Provider):
     # ================================================================== lifetime
 
     def close(self) -> None:
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            try:
-                session.close()
-            except Exception:  # pragma: no cover - closing never matters enough to fail
-                pass
+        self._sessions.close()

@@ -351,7 +351,7 @@ def test_batch_file_errors_name_the_line_and_key(tmod, tmp_path, fmt, text, expe
     batchfile = tmod("core.batch.batchfile")
     path = tmp_path / f"batch.{fmt}"
     path.write_text(text)
-    with pytest.raises(batchfile.BatchFileError) as info:
+    with pytest.raises(tmod("core.batch.source").BatchFileError) as info:
         batchfile.load(path)
     message = str(info.value)
     for part in expected:

@@ -42,6 +42,7 @@ from pathlib import Path
 import bpy
 
 from ..core.batch import batchfile
+from ..core.batch.source import BatchFileError
 from ..core import costs
 from ..core.protocol import errors, tasks
 from ..core.engine import history as core_history
@@ -106,7 +107,7 @@ def run(options: RunOptions) -> RunResult:
     bad batch file or a failed job: see RunResult.exit_code."""
     try:
         batch = batchfile.load(options.batch_file)
-    except batchfile.BatchFileError as exc:
+    except BatchFileError as exc:
         return RunResult(EXIT_INVALID, str(exc))
     if options.dry_run:
         text = "Dry run: nothing was sent.\n" + batch.describe_estimate()

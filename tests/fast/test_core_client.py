@@ -35,6 +35,7 @@ class Sleeps(list):
 def core(tmod):
     class Core:
         tasks = tmod("core.protocol.tasks")
+        chains = tmod("core.protocol.chains")
         errors = tmod("core.protocol.errors")
         http = tmod("core.providers.http")
         v3 = tmod("core.providers.tripo_v3")
@@ -150,7 +151,7 @@ def test_model_chain_every_post_processing_type(core, provider, emulator, tmp_pa
     for kind, task_id in ids.items():
         task = done[task_id]
         assert task.type == kind
-        core.tasks.check_chain(kind, base.type, task.status)
+        core.chains.check_chain(kind, base.type, task.status)
         if kind == "animate_prerigcheck":
             assert task.is_success and task.output.riggable is True and task.output.rig_type == "biped"
         else:

@@ -24,6 +24,11 @@ def T(tmod):
 
 
 @pytest.fixture
+def chains(tmod):
+    return tmod("core.protocol.chains")
+
+
+@pytest.fixture
 def E(tmod):
     return tmod("core.protocol.errors")
 
@@ -478,22 +483,22 @@ CHAIN_BAD = [
 
 
 @pytest.mark.parametrize("task_type,source", CHAIN_OK)
-def test_chain_rules_accept(T, task_type, source):
-    T.check_chain(task_type, source)
-    T.check_chain(task_type, source, "success")
+def test_chain_rules_accept(chains, task_type, source):
+    chains.check_chain(task_type, source)
+    chains.check_chain(task_type, source, "success")
 
 
 @pytest.mark.parametrize("task_type,source,fragment", CHAIN_BAD)
-def test_chain_rules_refuse(T, E, task_type, source, fragment):
+def test_chain_rules_refuse(chains, E, task_type, source, fragment):
     with pytest.raises(E.ValidationError) as info:
-        T.check_chain(task_type, source)
+        chains.check_chain(task_type, source)
     assert fragment in info.value.message
     assert info.value.field == "input"
 
 
-def test_chain_rule_table_matches_table_a(T):
+def test_chain_rule_table_matches_tripos_documented_rules(chains):
     gen = {"text_to_model", "image_to_model", "multiview_to_model"}
-    rules = T.CHAIN_RULES
+    rules = chains.CHAIN_RULES
     assert rules["texture_model"] == gen | {"texture_model", "import_model"}
     assert rules["mesh_segmentation"] == gen | {"texture_model", "import_model", "highpoly_to_lowpoly"}
     assert rules["mesh_completion"] == {"mesh_segmentation"}
@@ -503,20 +508,20 @@ def test_chain_rule_table_matches_table_a(T):
     assert rules["animate_rig"] == rules["animate_prerigcheck"]
     assert gen | {"texture_model", "import_model", "animate_rig", "animate_retarget",
                   "convert_model"} <= rules["convert_model"]
-    assert "text_to_image" not in T.MODEL_PRODUCING_TYPES and "mesh_uv" in T.MODEL_PRODUCING_TYPES
+    assert "text_to_image" not in chains.MODEL_PRODUCING_TYPES and "mesh_uv" in chains.MODEL_PRODUCING_TYPES
 
 
-def test_chain_source_must_have_succeeded(T, E):
+def test_chain_source_must_have_succeeded(chains, E):
     with pytest.raises(E.ValidationError) as info:
-        T.check_chain("texture_model", "text_to_model", "running")
+        chains.check_chain("texture_model", "text_to_model", "running")
     assert "not finished successfully" in info.value.message
 
 
-def test_chain_for_unchained_and_retired_types(T, E):
+def test_chain_for_unchained_and_retired_types(chains, E):
     with pytest.raises(E.ValidationError, match="does not take another task"):
-        T.check_chain("text_to_model", "text_to_image")
+        chains.check_chain("text_to_model", "text_to_image")
     with pytest.raises(E.RetiredTaskType):
-        T.check_chain("stylize_model", "text_to_model")
+        chains.check_chain("stylize_model", "text_to_model")
 
 
 # --------------------------------------------------------------------------- task parsing

@@ -48,7 +48,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ..core.protocol import errors, tasks
+from ..core.protocol import chains, errors, tasks
 from ..core.engine.jobs import Job, Step
 from ..core.engine.recipes import clean_options
 from . import importer, metadata
@@ -249,7 +249,7 @@ class Selection:
         if task_type is None:
             return f"Unknown action '{action}'."
         try:
-            tasks.check_chain(task_type, self.source_type)
+            chains.check_chain(task_type, self.source_type)
         except errors.TripoError as exc:
             return f"{label}: {exc.message}"
         return ""

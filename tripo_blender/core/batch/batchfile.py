@@ -60,7 +60,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from .. import costs
-from ..protocol import errors, tasks
+from ..protocol import chains, errors, tasks
 from ..engine.jobs import Job, Step
 from .schema import (FORMAT_VERSION, AnimationSpec, BatchSpec, JobSpec, PartTextureSpec, TextureSpec,
                      schema_problems, value_at)
@@ -773,7 +773,7 @@ class _Planner:
             params = dict(step.params)
             try:
                 if step.input_from is not None:
-                    tasks.check_chain(step.task_type, steps[step.input_from].task_type)
+                    chains.check_chain(step.task_type, steps[step.input_from].task_type)
                     params["input"] = PLACEHOLDER_TASK_ID
                 request = tasks.build_request(step.task_type, **params)
             except errors.ValidationError as exc:
@@ -929,7 +929,7 @@ class _Planner:
         if work.prompt:
             params.setdefault("texture_prompt", {})["text"] = render(work.prompt, {**values, "part": "part"})
         try:
-            tasks.check_chain(work.task_type, work.source_type)
+            chains.check_chain(work.task_type, work.source_type)
             tasks.build_request(work.task_type, **params)
         except errors.ValidationError as exc:
             fail(self.field_path(exc.field, omap, path), exc.message)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from ..protocol import errors, tasks
+from ..protocol import chains, errors, tasks
 from . import ownership
 from ..providers.download import DownloadCancelled
 from .journal import Journal
@@ -214,12 +214,12 @@ def validate_chain(job: Job, provider_name: str = "tripo") -> None:
         if reason:
             raise errors.FeatureUnavailable(reason, reason=reason)
         if index == 0 and job.meta.get("source_type"):
-            tasks.check_chain(step.task_type, job.meta["source_type"])
+            chains.check_chain(step.task_type, job.meta["source_type"])
         if step.input_from is not None:
             if not 0 <= step.input_from < index:
                 raise errors.ValidationError(f"step {index + 1} takes its input from a later step")
             source_type = job.steps[step.input_from].task_type
-            tasks.check_chain(step.task_type, source_type)
+            chains.check_chain(step.task_type, source_type)
             params["input"] = "00000000-0000-4000-8000-000000000000"  # stands for the future task id
         tasks.build_request(step.task_type, **params)
 

@@ -29,7 +29,7 @@ KEY = "tsk_benchmark_key"
 
 def bench_ticks(package: str, emulator: Emulator, counts: list[int]) -> None:
     runtime_module = importlib.import_module(f"{package}.blender.runtime")
-    recipes = importlib.import_module(f"{package}.core.recipes")
+    recipes = importlib.import_module(f"{package}.core.engine.recipes")
     ui_timer = importlib.import_module(f"{package}.ui.timer")
     prefs = bpy.context.preferences.addons[package].preferences
     prefs.api_base, prefs.custom_base_url, prefs.api_key, prefs.proxy_mode = "custom", emulator.url, KEY, "none"

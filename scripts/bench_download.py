@@ -33,7 +33,7 @@ variant, url, dest = sys.argv[1:4]
 session = requests.Session()
 session.trust_env = False
 if variant == "ours":
-    from tripo_blender.core.download import download_file
+    from tripo_blender.core.providers.download import download_file
     download_file  # imported before measuring
 rss_before = status("VmRSS")
 start = time.perf_counter()

@@ -20,9 +20,9 @@ import time
 from _bench_common import Emulator
 
 from tripo_blender.core import jobs, tasks
-from tripo_blender.core.journal import Journal
-from tripo_blender.core.tripo_v3 import TripoV3Provider
-from tripo_blender.core.http import ProxyConfig
+from tripo_blender.core.engine.journal import Journal
+from tripo_blender.core.providers.tripo_v3 import TripoV3Provider
+from tripo_blender.core.providers.http import ProxyConfig
 
 KEY = "tsk_benchmark_key"
 PROMPT = "a wooden crate"  # one prompt: the emulator's asset cache makes every task's output instant

@@ -47,13 +47,13 @@ class Sleeps(list):
 @pytest.fixture
 def core(tmod):
     class Core:
-        tasks = tmod("core.tasks")
-        errors = tmod("core.errors")
-        http = tmod("core.http")
-        studio = tmod("core.aistudio")
-        capabilities = tmod("core.capabilities")
+        tasks = tmod("core.protocol.tasks")
+        errors = tmod("core.protocol.errors")
+        http = tmod("core.providers.http")
+        studio = tmod("core.providers.aistudio")
+        capabilities = tmod("core.providers.capabilities")
         costs = tmod("core.costs")
-        settings = tmod("core.settings")
+        settings = tmod("core.providers.settings")
     return Core
 
 
@@ -826,7 +826,7 @@ def test_key_never_logged(core, provider, studio, caplog, tmp_path):
 def test_job_engine_at_the_default_three_requests_a_minute(core, tmod, studio, tmp_path):
     """The real default on both sides: 3 requests a minute. One generation goes through the job
     engine without a single 429: create, one paced status request ~20 s later, download."""
-    jobs, journal = tmod("core.jobs"), tmod("core.journal")
+    jobs, journal = tmod("core.engine.jobs"), tmod("core.engine.journal")
     studio.configure(rate_limit_per_minute=3)
     budget = core.studio.RequestBudget(3)  # shared by the engine's threads, like the real one
 
@@ -878,7 +878,7 @@ def studio_prefs(prefs, studio, tmod, tmp_path, monkeypatch):
     prefs = bpy.context.preferences.addons[PACKAGE].preferences
     prefs.provider = "tripo"
     prefs.aistudio_api_key = ""
-    prefs.aistudio_base_url = tmod("core.settings").AISTUDIO_URL
+    prefs.aistudio_base_url = tmod("core.providers.settings").AISTUDIO_URL
     prefs.download_dir = ""
 
 

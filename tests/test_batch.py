@@ -348,10 +348,10 @@ def test_invalid_batch_file_is_refused_with_its_line_and_nothing_is_sent(emulato
     ("toml", '[[jobs]]\nimage = "missing.png"\n', ["line 2: jobs[0].image:", "missing.png"]),
 ])
 def test_batch_file_errors_name_the_line_and_key(tmod, tmp_path, fmt, text, expected):
-    batchfile = tmod("core.batchfile")
+    batchfile = tmod("core.batch.batchfile")
     path = tmp_path / f"batch.{fmt}"
     path.write_text(text)
-    with pytest.raises(batchfile.BatchFileError) as info:
+    with pytest.raises(tmod("core.batch.source").BatchFileError) as info:
         batchfile.load(path)
     message = str(info.value)
     for part in expected:
@@ -359,7 +359,7 @@ def test_batch_file_errors_name_the_line_and_key(tmod, tmp_path, fmt, text, expe
 
 
 def test_plans_are_deterministic_and_named_safely(tmod, tmp_path):
-    batchfile = tmod("core.batchfile")
+    batchfile = tmod("core.batch.batchfile")
     text = ('[batch]\nnaming = "{project}_{type}_{name}_{generation}_{version}"\nproject = "Ünïcode/Proj"\n'
             '[[jobs]]\nname = "con"\nprompt = "a {m} chair"\nvars = { m = ["oak", "steel: 1/2"] }\n'
             'variants = 2\n')
@@ -438,7 +438,7 @@ def test_qc_checks_and_never_raises(tmod, tmp_path):
 
 
 def test_example_batch_files_plan(tmod):
-    batchfile = tmod("core.batchfile")
+    batchfile = tmod("core.batch.batchfile")
     demo = batchfile.load(REPO / "examples" / "demo_batch.toml")
     assert [p.asset_id for p in demo.plans] == [
         "DEMO_prop_crate_rustic_gen01_v01", "DEMO_prop_crate_sci-fi_gen02_v01",

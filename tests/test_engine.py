@@ -13,11 +13,11 @@ import pytest
 @pytest.fixture
 def core(tmod):
     class Core:
-        jobs = tmod("core.jobs")
-        journal = tmod("core.journal")
-        tasks = tmod("core.tasks")
-        tripo = tmod("core.tripo_v3")
-        http = tmod("core.http")
+        jobs = tmod("core.engine.jobs")
+        journal = tmod("core.engine.journal")
+        tasks = tmod("core.protocol.tasks")
+        tripo = tmod("core.providers.tripo_v3")
+        http = tmod("core.providers.http")
     return Core
 
 
@@ -274,9 +274,15 @@ def test_cancel_stops_tracking_without_import(core, emulator, tmp_path):
         while not (engine.snapshot(job_id) or {}).get("steps", [{}])[0].get("task_id"):
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        task_id = engine.snapshot(job_id)["steps"][0]["task_id"]
         engine.cancel(job_id)
         final = wait_states(engine, [job_id])[job_id]
-        time.sleep(3.5)  # the task finishes on Tripo's side; the engine must not pick it up
+        # The task then finishes on Tripo's side (the emulator's clock, not a guessed sleep);
+        # the engine must not pick it up.
+        deadline = time.monotonic() + 10
+        while emulator.tasks()[task_id]["status"] != "success":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         assert engine.snapshot(job_id)["state"] == "cancelled"
     finally:
         engine.stop()

@@ -108,7 +108,7 @@ def test_parts_import_as_named_objects_under_one_parent(connected, tmod):
 
 
 def test_rig_and_animations_import_as_armature_with_named_actions(connected, tmod):
-    api, jobs, recipes = tmod("api"), tmod("core.jobs"), tmod("core.recipes")
+    api, jobs, recipes = tmod("api"), tmod("core.engine.jobs"), tmod("core.engine.recipes")
     job = recipes.generation_job(prompt="a friendly robot", options={"model": "v3.1-20260211"}, post_steps=[
         jobs.Step("animate_rig", {"rig_type": "biped", "spec": "tripo"}, input_from=0),
         jobs.Step("animate_retarget", {"animations": ["preset:idle", "preset:walk"]}, input_from=1),

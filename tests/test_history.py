@@ -122,7 +122,7 @@ def test_import_by_unknown_task_id_is_reported_and_never_creates(connected):
 
 def test_results_are_downloaded_as_soon_as_they_finish_not_when_imported(connected, tmod):
     runtime = tmod("blender.runtime").get_runtime()
-    recipes = tmod("core.recipes")
+    recipes = tmod("core.engine.recipes")
     job_id = runtime.submit(recipes.generation_job(prompt="a tin robot", options={"model": "v3.1-20260211"}))
     deadline = time.monotonic() + 60
     while runtime.jobs[job_id].get("state") != "ready":

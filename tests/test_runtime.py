@@ -55,8 +55,8 @@ def tripo_objects() -> list:
 @pytest.fixture
 def rt(tmod):
     return types.SimpleNamespace(module=tmod("blender.runtime"), timer=tmod("ui.timer"),
-                                 api=tmod("api"), journal=tmod("core.journal"),
-                                 recipes=tmod("core.recipes"))
+                                 api=tmod("api"), journal=tmod("core.engine.journal"),
+                                 recipes=tmod("core.engine.recipes"))
 
 
 def test_result_waits_while_in_edit_mode_then_lands_keeping_mode_selection_and_active(connected, rt):
@@ -254,7 +254,7 @@ def test_disable_mid_job_leaves_no_timer_thread_handler_or_part(connected, rt, t
 def test_a_cancelled_download_stops_between_chunks_and_removes_its_part(tmod, tmp_path):
     """What an engine that stops does to its downloads (JobEngine passes a progress callback
     that raises DownloadCancelled once its stop event is set)."""
-    download = tmod("core.download")
+    download = tmod("core.providers.download")
     chunks = []
 
     class SlowBody:
@@ -293,7 +293,7 @@ def test_a_resume_the_server_does_not_honour_starts_over(tmod, tmp_path, second)
     fetched from its first byte again, and never spliced."""
     import requests
 
-    download = tmod("core.download")
+    download = tmod("core.providers.download")
     body = bytes(range(256)) * 40
     asked = []
 
@@ -335,7 +335,7 @@ def test_a_resume_the_server_does_not_honour_starts_over(tmod, tmp_path, second)
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the .part lock uses fcntl")
 def test_two_downloads_of_one_file_never_overlap(tmod, tmp_path):
-    download = tmod("core.download")
+    download = tmod("core.providers.download")
     dest = tmp_path / "model.glb"
     part = tmp_path / "model.glb.part"
     holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(part)], stdin=subprocess.PIPE,

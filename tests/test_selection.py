@@ -58,13 +58,13 @@ def test_unknown_part_names_are_refused_before_any_request(connected, tmod, host
     root, parts = parts_asset(api, "a toy cart with wheels")
     real = sorted(meta(p)["part_name"] for p in parts)
     count = len(connected.creates())
-    with pytest.raises(tmod("core.errors").ValidationError) as info:
+    with pytest.raises(tmod("core.protocol.errors").ValidationError) as info:
         api.retexture(root, "rusty", part_names=[real[0], hostile])
     message = info.value.user_message()
     assert repr(hostile[:60]).rstrip("'") in message, message  # names the unknown part ...
     assert all(name in message for name in real)                # ... and lists the real ones
     assert real[0] + "'" not in message.split("parts are")[0]
-    with pytest.raises(tmod("core.errors").ValidationError, match="has no part"):
+    with pytest.raises(tmod("core.protocol.errors").ValidationError, match="has no part"):
         api.lowpoly(root, part_names=[hostile])
     assert len(connected.creates()) == count, "nothing was sent"
     # A renamed part object keeps its metadata name, which is what is sent and checked.

@@ -57,7 +57,7 @@ def fresh_settings_file(tripo_extension, tmod):
     if PACKAGE not in bpy.context.preferences.addons:  # a test failed between disable and enable
         bpy.ops.preferences.addon_enable(module=PACKAGE)
     prefs = current_prefs()
-    for name in tmod("core.settings_store").PERSISTED_NAMES:
+    for name in tmod("core.providers.settings_store").PERSISTED_NAMES:
         setattr(prefs, name, prefs.bl_rna.properties[name].default)
     settings_path(tmod).unlink(missing_ok=True)
 
@@ -80,13 +80,13 @@ def set_everything(prefs, tmp_path) -> dict:
 
 
 def persisted(prefs, tmod) -> dict:
-    return {name: getattr(prefs, name) for name in tmod("core.settings_store").PERSISTED_NAMES}
+    return {name: getattr(prefs, name) for name in tmod("core.providers.settings_store").PERSISTED_NAMES}
 
 
 # --- the file on its own (core, no bpy) ------------------------------------------------------------
 
 def test_store_writes_atomically_privately_and_reads_back(tmod, tmp_path, caplog):
-    store = tmod("core.settings_store")
+    store = tmod("core.providers.settings_store")
     path = tmp_path / "user" / "settings.json"
     store.write_settings(path, {"api_key": SECRET, "provider": "tripo", "not_a_setting": "x"})
     assert store.read_settings(path) == {"api_key": SECRET, "provider": "tripo"}
@@ -144,7 +144,7 @@ def test_blender_preferences_are_saved_to_a_missing_file_on_enable(tmod, fresh_s
 
 def test_invalid_enum_values_in_the_file_are_ignored_with_a_warning(tmod, caplog):
     prefs = current_prefs()
-    store = tmod("core.settings_store")
+    store = tmod("core.providers.settings_store")
     prefs.proxy_mode = "none"
     store.write_settings(settings_path(tmod), {"api_key": SECRET, "provider": SECRET,
                                                "api_base": "moon", "proxy_mode": "custom"})

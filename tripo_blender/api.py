@@ -21,8 +21,10 @@ import bpy
 from .blender import image_results, importer, metadata
 from .blender import runtime as _runtime
 from .blender.settings import OfflineError
-from .core import costs, errors, recipes, tasks
-from .core.jobs import Job, Step
+from .core import costs
+from .core.protocol import errors, tasks
+from .core.engine import recipes
+from .core.engine.jobs import Job, Step
 
 __all__ = [
     "configure", "generate", "submit", "wait", "wait_all", "run_task", "estimate",
@@ -224,7 +226,7 @@ def estimate(task_type: str, *, provider: str | None = None, **params) -> costs.
     """The provider's published-price estimate of a request (no request is sent).
     `provider` defaults to the configured one ("tripo" or "3daistudio")."""
     from .blender.settings import connection_settings
-    from .core import capabilities
+    from .core.providers import capabilities
 
     provider = provider or connection_settings().provider
     return capabilities.estimate(provider, tasks.build_request(task_type, **params))
@@ -259,7 +261,7 @@ def _selection_jobs(action: str, objects, **options) -> list[Job]:
 
 
 def _run_jobs(jobs: list[Job], wait_for_result: bool, timeout: float | None):
-    from .core.jobs import validate_chain
+    from .core.engine.jobs import validate_chain
     for job in jobs:  # every job is checked before the first one is sent
         validate_chain(job)
     ids = [submit(job) for job in jobs]

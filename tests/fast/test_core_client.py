@@ -34,13 +34,14 @@ class Sleeps(list):
 @pytest.fixture
 def core(tmod):
     class Core:
-        tasks = tmod("core.tasks")
-        errors = tmod("core.errors")
-        http = tmod("core.http")
-        v3 = tmod("core.tripo_v3")
-        download = tmod("core.download")
+        tasks = tmod("core.protocol.tasks")
+        chains = tmod("core.protocol.chains")
+        errors = tmod("core.protocol.errors")
+        http = tmod("core.providers.http")
+        v3 = tmod("core.providers.tripo_v3")
+        download = tmod("core.providers.download")
         costs = tmod("core.costs")
-        provider = tmod("core.provider")
+        provider = tmod("core.providers.provider")
     return Core
 
 
@@ -150,7 +151,7 @@ def test_model_chain_every_post_processing_type(core, provider, emulator, tmp_pa
     for kind, task_id in ids.items():
         task = done[task_id]
         assert task.type == kind
-        core.tasks.check_chain(kind, base.type, task.status)
+        core.chains.check_chain(kind, base.type, task.status)
         if kind == "animate_prerigcheck":
             assert task.is_success and task.output.riggable is True and task.output.rig_type == "biped"
         else:

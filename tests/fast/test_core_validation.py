@@ -1,7 +1,7 @@
 """The protocol core without a server: request validation, chain rules, local files, task
 parsing, error mapping, costs, base URL and proxy rules, read retries.
 
-The fast tier: plain CPython without Blender; `tmod("core.tasks")` is `tripo_blender.core.tasks`
+The fast tier: plain CPython without Blender; `tmod("core.protocol.tasks")` is `tripo_blender.core.protocol.tasks`
 imported from the repository (tests/fast/conftest.py).
 """
 
@@ -20,12 +20,17 @@ OTHER_ID = "3f2a1b4c-0000-4000-8000-000000000002"
 
 @pytest.fixture
 def T(tmod):
-    return tmod("core.tasks")
+    return tmod("core.protocol.tasks")
+
+
+@pytest.fixture
+def chains(tmod):
+    return tmod("core.protocol.chains")
 
 
 @pytest.fixture
 def E(tmod):
-    return tmod("core.errors")
+    return tmod("core.protocol.errors")
 
 
 def expect_invalid(T, E, task_type, params, field, *fragments):
@@ -478,22 +483,22 @@ CHAIN_BAD = [
 
 
 @pytest.mark.parametrize("task_type,source", CHAIN_OK)
-def test_chain_rules_accept(T, task_type, source):
-    T.check_chain(task_type, source)
-    T.check_chain(task_type, source, "success")
+def test_chain_rules_accept(chains, task_type, source):
+    chains.check_chain(task_type, source)
+    chains.check_chain(task_type, source, "success")
 
 
 @pytest.mark.parametrize("task_type,source,fragment", CHAIN_BAD)
-def test_chain_rules_refuse(T, E, task_type, source, fragment):
+def test_chain_rules_refuse(chains, E, task_type, source, fragment):
     with pytest.raises(E.ValidationError) as info:
-        T.check_chain(task_type, source)
+        chains.check_chain(task_type, source)
     assert fragment in info.value.message
     assert info.value.field == "input"
 
 
-def test_chain_rule_table_matches_table_a(T):
+def test_chain_rule_table_matches_tripos_documented_rules(chains):
     gen = {"text_to_model", "image_to_model", "multiview_to_model"}
-    rules = T.CHAIN_RULES
+    rules = chains.CHAIN_RULES
     assert rules["texture_model"] == gen | {"texture_model", "import_model"}
     assert rules["mesh_segmentation"] == gen | {"texture_model", "import_model", "highpoly_to_lowpoly"}
     assert rules["mesh_completion"] == {"mesh_segmentation"}
@@ -503,20 +508,20 @@ def test_chain_rule_table_matches_table_a(T):
     assert rules["animate_rig"] == rules["animate_prerigcheck"]
     assert gen | {"texture_model", "import_model", "animate_rig", "animate_retarget",
                   "convert_model"} <= rules["convert_model"]
-    assert "text_to_image" not in T.MODEL_PRODUCING_TYPES and "mesh_uv" in T.MODEL_PRODUCING_TYPES
+    assert "text_to_image" not in chains.MODEL_PRODUCING_TYPES and "mesh_uv" in chains.MODEL_PRODUCING_TYPES
 
 
-def test_chain_source_must_have_succeeded(T, E):
+def test_chain_source_must_have_succeeded(chains, E):
     with pytest.raises(E.ValidationError) as info:
-        T.check_chain("texture_model", "text_to_model", "running")
+        chains.check_chain("texture_model", "text_to_model", "running")
     assert "not finished successfully" in info.value.message
 
 
-def test_chain_for_unchained_and_retired_types(T, E):
+def test_chain_for_unchained_and_retired_types(chains, E):
     with pytest.raises(E.ValidationError, match="does not take another task"):
-        T.check_chain("text_to_model", "text_to_image")
+        chains.check_chain("text_to_model", "text_to_image")
     with pytest.raises(E.RetiredTaskType):
-        T.check_chain("stylize_model", "text_to_model")
+        chains.check_chain("stylize_model", "text_to_model")
 
 
 # --------------------------------------------------------------------------- task parsing
@@ -689,7 +694,7 @@ def test_every_live_type_has_an_estimate(tmod, T):
     ("http://[::1]:8080", "http://[::1]:8080"),
 ])
 def test_base_url_accepted(tmod, url, normalised):
-    assert tmod("core.http").check_base_url(url) == normalised
+    assert tmod("core.providers.http").check_base_url(url) == normalised
 
 
 @pytest.mark.parametrize("url,fragment", [
@@ -703,7 +708,7 @@ def test_base_url_accepted(tmod, url, normalised):
 ])
 def test_base_url_refused(tmod, E, url, fragment):
     with pytest.raises(E.ValidationError) as info:
-        tmod("core.http").check_base_url(url)
+        tmod("core.providers.http").check_base_url(url)
     assert fragment in info.value.message and info.value.field == "base_url"
 
 
@@ -712,7 +717,7 @@ def test_base_url_refused(tmod, E, url, fragment):
     ("tsk_abc def123", "damaged"), (None, "No Tripo API key"),
 ])
 def test_api_key_format(tmod, E, key, fragment):
-    v3 = tmod("core.tripo_v3")
+    v3 = tmod("core.providers.tripo_v3")
     with pytest.raises(E.InvalidApiKeyFormat) as info:
         v3.TripoV3Provider(key, base_url="https://openapi.tripo3d.ai")
     text = info.value.user_message()
@@ -722,7 +727,7 @@ def test_api_key_format(tmod, E, key, fragment):
 
 
 def test_provider_repr_never_shows_the_key(tmod):
-    provider = tmod("core.tripo_v3").TripoV3Provider("tsk_secret_0123456789")
+    provider = tmod("core.providers.tripo_v3").TripoV3Provider("tsk_secret_0123456789")
     try:
         assert "tsk_secret" not in repr(provider) and "tsk_secret" not in str(vars(provider).get("proxy"))
     finally:
@@ -730,7 +735,7 @@ def test_provider_repr_never_shows_the_key(tmod):
 
 
 def test_proxy_custom_goes_into_session(tmod, monkeypatch):
-    http = tmod("core.http")
+    http = tmod("core.providers.http")
     monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:1")
     session = http.make_session(http.ProxyConfig("custom", "http://proxy.example:3128"))
     assert session.proxies == {"http": "http://proxy.example:3128", "https": "http://proxy.example:3128"}
@@ -740,7 +745,7 @@ def test_proxy_custom_goes_into_session(tmod, monkeypatch):
 
 
 def test_proxy_none_ignores_environment(tmod, monkeypatch):
-    http = tmod("core.http")
+    http = tmod("core.providers.http")
     monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:1")
     monkeypatch.setenv("https_proxy", "http://env-proxy:1")
     monkeypatch.delenv("NO_PROXY", raising=False)
@@ -756,14 +761,14 @@ def test_proxy_none_ignores_environment(tmod, monkeypatch):
 @pytest.mark.parametrize("mode,url", [("custom", None), ("custom", "proxy:80"), ("auto", None)])
 def test_proxy_config_refuses_nonsense(tmod, E, mode, url):
     with pytest.raises(E.ValidationError):
-        tmod("core.http").ProxyConfig(mode, url)
+        tmod("core.providers.http").ProxyConfig(mode, url)
 
 
 # --------------------------------------------------------------------------- read retries
 
 
 def test_read_retry_backs_off_and_honours_retry_after(tmod, E):
-    http = tmod("core.http")
+    http = tmod("core.providers.http")
     sleeps, calls = [], []
     answers = [E.RateLimited("slow down", retry_after=3.0, http_status=429),
                E.ServerError("oops", http_status=503), E.NetworkError("cut", sent=True)]
@@ -780,7 +785,7 @@ def test_read_retry_backs_off_and_honours_retry_after(tmod, E):
 
 
 def test_read_retry_is_bounded_and_skips_refusals(tmod, E):
-    http = tmod("core.http")
+    http = tmod("core.providers.http")
     sleeps = []
 
     def always_500():

@@ -67,7 +67,7 @@ def assert_same_intent(ours: dict, sdk: dict, server_defaults: dict, where: str 
 def test_create_request_matches_the_sdk(tmod, name):
     fixture = CREATES[name]
     (sent,) = fixture["requests"]
-    request = tmod("core.tasks").build_request(fixture["ours"]["task_type"],
+    request = tmod("core.protocol.tasks").build_request(fixture["ours"]["task_type"],
                                                **fixture["ours"]["params"])
     assert (sent["method"], sent["route"]) == ("POST", request.route)
     assert sent["headers"]["content-type"] == "application/json"
@@ -76,7 +76,7 @@ def test_create_request_matches_the_sdk(tmod, name):
 
 def test_sent_creates_are_json_with_the_key(tmod, emulator):
     """The headers of a create as it leaves our provider (the body is compared above)."""
-    tasks, v3, http = tmod("core.tasks"), tmod("core.tripo_v3"), tmod("core.http")
+    tasks, v3, http = tmod("core.protocol.tasks"), tmod("core.providers.tripo_v3"), tmod("core.providers.http")
     provider = v3.TripoV3Provider(emulator.api_key, base_url=emulator.base_url,
                                   proxy=http.ProxyConfig("none"))
     try:
@@ -94,7 +94,7 @@ def test_sent_creates_are_json_with_the_key(tmod, emulator):
 def test_uploads_and_reads_match_the_sdk(tmod, emulator, tmp_path, monkeypatch, name):
     fixture = PROVIDER_CALLS[name]
     ours = fixture["ours"]
-    v3, http, errors = tmod("core.tripo_v3"), tmod("core.http"), tmod("core.errors")
+    v3, http, errors = tmod("core.providers.tripo_v3"), tmod("core.providers.http"), tmod("core.protocol.errors")
     provider = v3.TripoV3Provider(emulator.api_key, base_url=emulator.base_url,
                                   proxy=http.ProxyConfig("none"))
     try:

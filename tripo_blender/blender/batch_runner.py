@@ -6,7 +6,7 @@
     result.exit_code, result.report["totals"]
 
 What a run does, in order:
-1. Loads and validates the batch file (core/batchfile); `dry_run` stops here with the estimate,
+1. Loads and validates the batch file (core/batch/batchfile); `dry_run` stops here with the estimate,
    having sent nothing and opened no connection.
 2. Opens `<out>/<blend>` when it exists (a rerun), so every asset already imported is there once.
 3. Starts a JobEngine whose journal is `<out>/.journal`. Jobs have deterministic ids, so a rerun
@@ -41,11 +41,14 @@ from pathlib import Path
 
 import bpy
 
-from ..core import batchfile, costs, errors, tasks
-from ..core import history as core_history
-from ..core import jobs as core_jobs
-from ..core.journal import Journal
-from ..core.settings import make_provider
+from ..core.batch import batchfile
+from ..core.batch.source import BatchFileError
+from ..core import costs
+from ..core.protocol import errors, tasks
+from ..core.engine import history as core_history
+from ..core.engine import jobs as core_jobs
+from ..core.engine.journal import Journal
+from ..core.providers.settings import make_provider
 from . import assets, importer, metadata, qc as qc_checks, runtime
 from . import settings as blender_settings
 
@@ -104,7 +107,7 @@ def run(options: RunOptions) -> RunResult:
     bad batch file or a failed job: see RunResult.exit_code."""
     try:
         batch = batchfile.load(options.batch_file)
-    except batchfile.BatchFileError as exc:
+    except BatchFileError as exc:
         return RunResult(EXIT_INVALID, str(exc))
     if options.dry_run:
         text = "Dry run: nothing was sent.\n" + batch.describe_estimate()

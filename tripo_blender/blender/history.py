@@ -1,5 +1,5 @@
 """The task history the History panel lists (main thread): scanned from the journals and the
-sidecars (core/history.py) on request, kept in memory, searched in memory.
+sidecars (core/engine/history.py) on request, kept in memory, searched in memory.
 
 Draw code never scans: the panel asks for a scan (`want()`), the UI timer does it on its next
 tick (`refresh_if_wanted`), and a new import marks the list stale so the timer rescans it.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..core import history as core_history
+from ..core.engine import history as core_history
 from . import importer
 from . import settings as blender_settings
 

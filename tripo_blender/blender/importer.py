@@ -26,7 +26,8 @@ from pathlib import Path
 
 import bpy
 
-from ..core.jobs import record_credits
+from ..core.engine.jobs import record_credits
+from ..core.protocol import tasks
 from . import assets, metadata
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,7 @@ def base_metadata(job: dict, step_index: int) -> dict:
     source = params.get("input") or ""
     if step.get("input_from") is not None:
         source = job["steps"][step["input_from"]].get("task_id") or ""
-    generation = next((s for s in job["steps"] if s["task_type"] in
-                       ("text_to_model", "image_to_model", "multiview_to_model")), None)
+    generation = next((s for s in job["steps"] if s["task_type"] in tasks.GENERATION_TYPES), None)
     return {
         "provider": job.get("provider") or "tripo",
         "asset_id": meta.get("asset_id") or job["job_id"],

@@ -11,7 +11,7 @@ active object kept, as one undo step. A job lands by itself only in the file it 
 from; otherwise it waits for "Import here". Scripts that wait for their jobs (`wait()`) and the
 batch runner import at once.
 
-Ownership: jobs are the process's own (see core/ownership.py). Only the interactive start-up and
+Ownership: jobs are the process's own (see core/engine/ownership.py). Only the interactive start-up and
 file loads adopt journal jobs whose owner is gone, never `blender -b`, whose scripts adopt what
 they wait for (`api.wait_all`, the batch runner's journal).
 
@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import bpy
 
-from ..core import errors
-from ..core import jobs as core_jobs
-from ..core import ownership
-from ..core.journal import Journal
-from ..core.settings import make_provider
+from ..core.protocol import errors
+from ..core.engine import jobs as core_jobs
+from ..core.engine import ownership
+from ..core.engine.journal import Journal
+from ..core.providers.settings import make_provider
 from . import history, importer, settings as blender_settings
 
 log = logging.getLogger(__name__)

@@ -48,9 +48,9 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ..core import errors, tasks
-from ..core.jobs import Job, Step
-from ..core.recipes import clean_options
+from ..core.protocol import chains, errors, tasks
+from ..core.engine.jobs import Job, Step
+from ..core.engine.recipes import clean_options
 from . import importer, metadata
 from .settings import user_data_dir
 
@@ -76,7 +76,8 @@ ACTION_LABELS = {
     "lowpoly": "Low poly", "rig_check": "Rig check", "rig": "Rig", "animate": "Animate",
     "convert": "Export", "bring_to_tripo": "Bring to Tripo",
 }
-#: Deterministic export names (seed 000): NN_export_full_<fmt>, NN_export_part_<fmt>__<idx>__<part>.
+#: Export file names are deterministic and numbered like a batch asset's steps (batchfile's
+#: 06_export_full / 08_export_part): NN_export_full_<fmt>, NN_export_part_<fmt>__<idx>__<part>.
 FULL_EXPORT_NUMBER = 6
 PART_EXPORT_NUMBER = 8
 EXPORTABLE_TYPES = ("MESH",)
@@ -248,7 +249,7 @@ class Selection:
         if task_type is None:
             return f"Unknown action '{action}'."
         try:
-            tasks.check_chain(task_type, self.source_type)
+            chains.check_chain(task_type, self.source_type)
         except errors.TripoError as exc:
             return f"{label}: {exc.message}"
         return ""

@@ -6,8 +6,8 @@ import os
 
 import bpy
 
-from ..core.settings_store import SETTINGS_FILE_NAME
-from ..core.settings import (AISTUDIO_URL, OFFLINE_MESSAGE, TRIPO_CHINA_URL, TRIPO_GLOBAL_URL,
+from ..core.providers.settings_store import SETTINGS_FILE_NAME
+from ..core.providers.settings import (AISTUDIO_URL, OFFLINE_MESSAGE, TRIPO_CHINA_URL, TRIPO_GLOBAL_URL,
                              ConnectionSettings)
 
 ADDON_ID = __package__.rpartition(".")[0]

@@ -6,6 +6,14 @@ download files. They take plain Python values in and hand plain values back, so 
 run in a worker thread and be tested without Blender. Turning results into Blender data is
 the job of the Blender layer, on the main thread.
 
-Keep this ``__init__`` light: import submodules explicitly
-(``from .core import tasks``, ``from .core.tripo_v3 import TripoV3Provider``).
+One subpackage per concern; each imports only the ones listed before it:
+  protocol/   request models and validation, task records, chain rules, errors
+  costs.py    credit estimates from Tripo's published prices
+  providers/  the services that run tasks (the ``Provider`` seam, Tripo v3, 3D AI Studio), HTTP,
+              downloads, capabilities and connection settings
+  engine/     jobs, the worker that runs them, the journal, job ownership, recipes, local history
+  batch/      batch files: parse, schema, plan
+
+Keep these ``__init__`` files light: import submodules explicitly
+(``from .core.protocol import tasks``, ``from .core.providers.tripo_v3 import TripoV3Provider``).
 """

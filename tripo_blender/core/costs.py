@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import tasks as t
+from .protocol import tasks as t
 
 __all__ = ["CostEstimate", "estimate_credits", "PUBLISHED_SOURCE", "GUESSED_SOURCE",
            "GUESSED_PRICES"]

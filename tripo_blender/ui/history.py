@@ -17,7 +17,7 @@ from bpy.props import StringProperty
 from ..blender import history as blender_history
 from ..blender.runtime import get_runtime
 from ..blender.settings import OfflineError
-from ..core import errors, tasks
+from ..core.protocol import errors, tasks
 from .operators import finish_synchronously, not_in_object_mode, user_message
 
 log = logging.getLogger(__name__)

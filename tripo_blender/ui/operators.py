@@ -21,7 +21,8 @@ from bpy.props import BoolProperty, StringProperty
 from ..blender import image_results, importer
 from ..blender.runtime import describe, get_runtime
 from ..blender.settings import OfflineError, user_data_dir
-from ..core import errors, recipes
+from ..core.protocol import errors
+from ..core.engine import recipes
 from .redraw import redraw_tripo_panels
 
 log = logging.getLogger(__name__)

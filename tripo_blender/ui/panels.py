@@ -14,9 +14,10 @@ import bpy
 from ..blender import image_results, importer
 from ..blender.runtime import get_runtime
 from ..blender.settings import configured_provider
-from ..core import capabilities, errors, tasks
-from ..core import jobs as core_jobs
-from ..core.settings import OFFLINE_MESSAGE
+from ..core.providers import capabilities
+from ..core.protocol import errors, tasks
+from ..core.engine import jobs as core_jobs
+from ..core.providers.settings import OFFLINE_MESSAGE
 
 def estimate_for(settings, provider: str) -> tuple[str, str]:
     """("≈ 40 credits (estimate)", "") or ("", why it cannot be sent); cached per options."""

@@ -5,7 +5,7 @@ never on a Scene or Object, so it is never saved into a .blend that gets shared.
 
 Blender frees these preferences when the extension is disabled (an update disables it too), so
 every change is also written to the settings file in the extension's user folder
-(core/settings_store.py), and register() copies the file back into the preferences.
+(core/providers/settings_store.py), and register() copies the file back into the preferences.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..blender.settings import ADDON_ID  # the extension's module: bl_ext.<repo>.tripo_blender
 from ..blender.settings import settings_file_path
-from ..core import settings as core_settings
-from ..core import settings_store
+from ..core.providers import settings as core_settings
+from ..core.providers import settings_store
 
 log = logging.getLogger(__name__)
 

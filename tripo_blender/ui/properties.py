@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty)
 
-from ..core import tasks
+from ..core.protocol import tasks
 
 # Every value and default below comes from core.tasks; only labels and descriptions are the UI's.
 _GENERATION_DEFAULTS = tasks.ImageToModelRequest.SERVER_DEFAULTS

@@ -24,9 +24,9 @@ from bpy.props import BoolProperty
 from ..blender import selection
 from ..blender.runtime import get_runtime
 from ..blender.settings import OfflineError, configured_provider
-from ..core import errors, tasks
-from ..core import jobs as core_jobs
-from ..core.settings import OFFLINE_MESSAGE
+from ..core.protocol import errors, tasks
+from ..core.engine import jobs as core_jobs
+from ..core.providers.settings import OFFLINE_MESSAGE
 from .operators import finish_synchronously, user_message
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def options_for(action: str, s) -> dict:
 def provider_reason(context, action: str) -> str:
     """Why the configured provider cannot run the action ("" when it can)."""
     try:
-        from ..core import capabilities
+        from ..core.providers import capabilities
         provider = configured_provider(context)
         return capabilities.feature_unavailable_reason(provider, selection.ACTION_TASKS[action]) or ""
     except Exception as exc:  # noqa: BLE001 - a capability lookup must never break the UI

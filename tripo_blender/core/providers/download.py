@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .errors import DownloadError, TripoError
+from ..protocol.errors import DownloadError, TripoError
 from .http import redact_url
 
 log = logging.getLogger(__name__)

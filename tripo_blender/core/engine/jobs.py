@@ -7,7 +7,7 @@ given to `submit`, commands through a queue) and hands plain values out (`JobEve
 snapshot of the job) through `events`, a queue.Queue the main thread drains.
 
 Ownership: a job belongs to the process that runs it, which holds the job's lock in the journal
-folder (core/ownership.py) while the job is unfinished. `submit` claims it, `resume_from_journal`
+folder (core/engine/ownership.py) while the job is unfinished. `submit` claims it, `resume_from_journal`
 adopts only jobs whose lock nobody holds, `stop` releases every lock once the downloads have
 stopped, so two processes (or two engines of one process) never run or download one job.
 
@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from . import errors, ownership, tasks
-from .download import DownloadCancelled
+from ..protocol import chains, errors, tasks
+from . import ownership
+from ..providers.download import DownloadCancelled
 from .journal import Journal
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ class JobEvent:
 def validate_chain(job: Job, provider_name: str = "tripo") -> None:
     """Builds every step's request before anything is sent: bad input costs no credits, and a
     step the provider does not offer is refused with its reason before the first one runs."""
-    from .capabilities import feature_unavailable_reason
+    from ..providers.capabilities import feature_unavailable_reason
 
     for index, step in enumerate(job.steps):
         params = dict(step.params)
@@ -213,12 +214,12 @@ def validate_chain(job: Job, provider_name: str = "tripo") -> None:
         if reason:
             raise errors.FeatureUnavailable(reason, reason=reason)
         if index == 0 and job.meta.get("source_type"):
-            tasks.check_chain(step.task_type, job.meta["source_type"])
+            chains.check_chain(step.task_type, job.meta["source_type"])
         if step.input_from is not None:
             if not 0 <= step.input_from < index:
                 raise errors.ValidationError(f"step {index + 1} takes its input from a later step")
             source_type = job.steps[step.input_from].task_type
-            tasks.check_chain(step.task_type, source_type)
+            chains.check_chain(step.task_type, source_type)
             params["input"] = "00000000-0000-4000-8000-000000000000"  # stands for the future task id
         tasks.build_request(step.task_type, **params)
 

@@ -31,7 +31,6 @@ import datetime as _dt
 import logging
 import os
 import random
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
@@ -39,9 +38,9 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .costs import CostEstimate, estimate_credits
+from ..costs import CostEstimate, estimate_credits
 from .download import DEFAULT_MAX_BYTES, DOWNLOAD_PATIENCE, download_file
-from .errors import (
+from ..protocol.errors import (
     ConcurrencyLimited,
     CreateOutcomeUnknown,
     FeatureUnavailable,
@@ -51,20 +50,22 @@ from .errors import (
     RateLimited,
     ServerError,
     TaskNotFound,
+    TripoError,
     ValidationError,
     error_from_response,
 )
 from .http import (
     ProxyConfig,
     RetryPolicy,
+    ThreadSessions,
     call_with_retry,
     check_base_url,
-    make_session,
     network_error_from,
     redact_url,
 )
+from .create import send_create
 from .provider import Balance, PollResult, Provider
-from .tasks import (
+from ..protocol.tasks import (
     MAX_UPLOAD_BYTES,
     MODEL_FILE_FORMATS,
     RETIRED_TASK_TYPES,
@@ -239,11 +240,7 @@ class TripoV3Provider(Provider):
         self.max_concurrency_wait = float(max_concurrency_wait)
         self.create_attempts = max(1, int(create_attempts))
         self.retry = retry
-        # One requests.Session per thread and purpose (a Session is not guaranteed thread-safe;
-        # the job engine polls from one thread and downloads from others).
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
+        self._sessions = ThreadSessions(self.proxy)
         # (absolute path, size, mtime_ns) -> file token of this provider's uploads; lets
         # reconcile_create compare a request that still names local files.
         self._uploaded: dict[tuple[str, int, int], str] = {}
@@ -256,13 +253,7 @@ class TripoV3Provider(Provider):
     def _thread_session(self, purpose: str) -> requests.Session:
         """This thread's session for ``"api"`` (carries the key per request) or ``"plain"``
         (downloads and presigned uploads: never the key)."""
-        session = getattr(self._local, purpose, None)
-        if session is None:
-            session = make_session(self.proxy)
-            setattr(self._local, purpose, session)
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
+        return self._sessions.get(purpose)
 
     @property
     def _session(self) -> requests.Session:
@@ -351,12 +342,13 @@ class TripoV3Provider(Provider):
 
         refused = 0
         waited = 0.0
-        unreachable = 0
-        while True:
-            sent_at = self._clock()
-            try:
-                data = self._call("POST", route, json=body)
-            except (RateLimited, ConcurrencyLimited) as exc:
+
+        def resubmit_wait(exc: TripoError, sent_at: float) -> float:
+            """Only a 429 says nothing was created: resubmit it, within the attempts and the
+            patience for concurrency; any other answer error either refused the create or
+            leaves its outcome unknown."""
+            nonlocal refused, waited
+            if isinstance(exc, (RateLimited, ConcurrencyLimited)):
                 if exc.http_status != 429:
                     raise CreateOutcomeUnknown(
                         f"{label}: Tripo answered with an unexpected error (HTTP "
@@ -372,41 +364,39 @@ class TripoV3Provider(Provider):
                 if refused >= self.create_attempts or waited + wait > self.max_concurrency_wait:
                     log.info("%s refused (%s) %d time(s); giving up for now", label,
                              type(exc).__name__, refused)
-                    raise
+                    raise exc
                 log.info("%s refused (%s, code %s); resubmitting in %.1f s", label,
                          type(exc).__name__, exc.code, wait)
-                self._sleep(wait)
                 waited += wait
-                continue
-            except NetworkError as exc:
-                if exc.sent is False:
-                    unreachable += 1
-                    if unreachable >= self.retry.max_attempts:
-                        raise
-                    wait = self.retry.delay(unreachable)
-                    log.info("%s not sent (connection failed); retrying in %.1f s", label, wait)
-                    self._sleep(wait)
-                    continue
-                raise CreateOutcomeUnknown(
-                    f"{label}: the connection failed after the request was sent, so it is not "
-                    "known whether the task was created.",
-                    request=resolved, body=body, sent_at=sent_at, cause=exc,
-                ) from exc
-            except (ServerError, ProviderResponseError) as exc:
+                return wait
+            if isinstance(exc, (ServerError, ProviderResponseError)):
                 raise CreateOutcomeUnknown(
                     f"{label}: Tripo answered with an error or an unreadable answer "
                     f"(HTTP {exc.http_status}); the task may have been created.",
                     request=resolved, body=body, sent_at=sent_at, cause=exc,
                     code=exc.code, request_id=exc.request_id, http_status=exc.http_status,
                 ) from exc
-            task_id = data.get("task_id") if isinstance(data, dict) else None
-            if not task_id or not isinstance(task_id, (str, int)):
-                raise CreateOutcomeUnknown(
-                    f"{label}: Tripo's answer has no task id; the task was probably created.",
-                    request=resolved, body=body, sent_at=sent_at,
-                )
-            log.info("Created %s task %s", resolved.task_type, task_id)
-            return str(task_id)
+            raise exc
+
+        def lost_after_sending(exc: NetworkError, sent_at: float) -> CreateOutcomeUnknown:
+            return CreateOutcomeUnknown(
+                f"{label}: the connection failed after the request was sent, so it is not "
+                "known whether the task was created.",
+                request=resolved, body=body, sent_at=sent_at, cause=exc,
+            )
+
+        data, sent_at = send_create(lambda: self._call("POST", route, json=body), label=label,
+                                    retry=self.retry, sleep=self._sleep, clock=self._clock,
+                                    lost_after_sending=lost_after_sending,
+                                    on_answer_error=resubmit_wait)
+        task_id = data.get("task_id") if isinstance(data, dict) else None
+        if not task_id or not isinstance(task_id, (str, int)):
+            raise CreateOutcomeUnknown(
+                f"{label}: Tripo's answer has no task id; the task was probably created.",
+                request=resolved, body=body, sent_at=sent_at,
+            )
+        log.info("Created %s task %s", resolved.task_type, task_id)
+        return str(task_id)
 
     # ================================================================== reconcile
 
@@ -673,10 +663,4 @@ class TripoV3Provider(Provider):
     # ================================================================== lifetime
 
     def close(self) -> None:
-        with self._sessions_lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            try:
-                session.close()
-            except Exception:  # pragma: no cover - closing never matters enough to fail
-                pass
+        self._sessions.close()

@@ -84,11 +84,11 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from . import tasks as t
-from .costs import PUBLISHED_SOURCE, CostEstimate
-from .costs import estimate_credits as _tripo_table_estimate
+from ..protocol import tasks as t
+from ..costs import PUBLISHED_SOURCE, CostEstimate
+from ..costs import estimate_credits as _tripo_table_estimate
 from .download import DEFAULT_MAX_BYTES, EXPIRED_STATUSES, download_file
-from .errors import (
+from ..protocol.errors import (
     AuthenticationError,
     BadRequest,
     CreateOutcomeUnknown,
@@ -108,13 +108,14 @@ from .errors import (
 from .http import (
     ProxyConfig,
     RetryPolicy,
+    ThreadSessions,
     call_with_retry,
     check_base_url,
     is_retryable_read_error,
-    make_session,
     network_error_from,
     redact_url,
 )
+from .create import send_create
 from .provider import Balance, PollResult, Provider
 
 log = logging.getLogger(__name__)
@@ -772,8 +773,7 @@ class AIStudioProvider(Provider):
         rpm = requests_per_minute if requests_per_minute is not None else requests_per_minute_from()
         self.requests_per_minute = max(1, int(rpm))
         self.budget = budget or shared_budget(self.base_url, key, self.requests_per_minute)
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
+        self._sessions = ThreadSessions(self.proxy)
         self._lock = threading.Lock()
         self._known: dict[str, _Known] = {}
         self._last_polled: dict[str, float] = {}
@@ -787,13 +787,7 @@ class AIStudioProvider(Provider):
     # ================================================================== plumbing
 
     def _thread_session(self, purpose: str) -> requests.Session:
-        session = getattr(self._local, purpose, None)
-        if session is None:
-            session = make_session(self.proxy)
-            setattr(self._local, purpose, session)
-            with self._lock:
-                self._sessions.append(session)
-        return session
+        return self._sessions.get(purpose)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
@@ -998,25 +992,17 @@ class AIStudioProvider(Provider):
         wire = self.wire(request)
         label = t.task_label(request.task_type)
         described = wire.described()
-        unreachable = 0
-        while True:
-            sent_at = self._clock()
-            try:
-                resp = self._post(wire, label)
-            except NetworkError as exc:
-                if exc.sent is False:
-                    unreachable += 1
-                    if unreachable >= self.retry.max_attempts:
-                        raise
-                    wait = self.retry.delay(unreachable)
-                    log.info("%s not sent (connection failed); retrying in %.1f s", label, wait)
-                    self._sleep(wait)
-                    continue
-                raise CreateOutcomeUnknown(
-                    f"{label}: the connection to 3D AI Studio failed after the request was "
-                    "sent, so it is not known whether the task was created.",
-                    request=request, body=described, sent_at=sent_at, cause=exc) from exc
-            break
+
+        def lost_after_sending(exc: NetworkError, sent_at: float) -> CreateOutcomeUnknown:
+            return CreateOutcomeUnknown(
+                f"{label}: the connection to 3D AI Studio failed after the request was "
+                "sent, so it is not known whether the task was created.",
+                request=request, body=described, sent_at=sent_at, cause=exc)
+
+        # Answers are read below, not raised by _post: only the connection is retried here.
+        resp, sent_at = send_create(lambda: self._post(wire, label), label=label,
+                                    retry=self.retry, sleep=self._sleep, clock=self._clock,
+                                    lost_after_sending=lost_after_sending)
         status = resp.status_code
         payload = self._json(resp)
         if status >= 500 or (200 <= status < 300 and not isinstance(payload, Mapping)):
@@ -1219,10 +1205,4 @@ class AIStudioProvider(Provider):
     # ================================================================== lifetime
 
     def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            try:
-                session.close()
-            except Exception:  # pragma: no cover - closing never matters enough to fail
-                pass
+        self._sessions.close()

@@ -27,7 +27,7 @@ The format (``examples/batch_reference.toml`` shows every key, commented)::
     variants = 2                 # per expanded prompt: model_seed = seed + k
     post = { texture = "weathered paint", lowpoly = 2000, export = ["STL", "FBX"] }
 
-Each expanded asset becomes one :class:`~.jobs.Job` (a chain of steps) whose downloads are
+Each expanded asset becomes one :class:`~..engine.jobs.Job` (a chain of steps) whose downloads are
 named by step (``01_base.glb``, ``02_textured_full.glb``, ``06_export_full_stl.stl``...).
 Per-part work (``texture_parts``, ``export_parts``) needs the part names of the finished model,
 so it becomes second-phase jobs (:func:`part_jobs`) once the asset is imported.
@@ -36,13 +36,13 @@ Determinism: the job id of an asset is a digest of what it would send (task type
 the content of local input files), so rerunning the same file maps every asset to the same
 journal entry, whatever its folder name. Changing an asset's request makes it a new job.
 
-Errors: :class:`BatchFileError` lists every problem found, each with the key path
-(``jobs[2].options.face_limit``) and, when it can be found in the text, the line.
+Errors: :class:`~.source.BatchFileError` lists every problem found, each with the key path
+(``jobs[2].options.face_limit``) and, when it can be found in the text, the line. Reading the text
+is ``source``'s work and the tables' shape ``schema``'s; this module names, loads and plans.
 """
 
 from __future__ import annotations
 
-import bisect
 import copy
 import hashlib
 import itertools
@@ -56,17 +56,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from . import costs, errors, tasks
-from .jobs import Job, Step
+from .. import costs
+from ..protocol import chains, errors, tasks
+from ..engine.jobs import Job, Step
+from .schema import (FORMAT_VERSION, AnimationSpec, BatchSpec, JobSpec, PartTextureSpec, TextureSpec,
+                     schema_problems, value_at)
+from .source import BatchFileError, Problem, detect_format, line_of, parse_text
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 DEFAULT_NAMING = "{name}_{version}"
-DEFAULT_PROJECT = "tripo"
 DEFAULT_TYPE = "prop"
 #: Task input placeholder used to validate chained steps before any task exists.
 PLACEHOLDER_TASK_ID = "00000000-0000-4000-8000-000000000000"
@@ -99,626 +101,6 @@ STAGES = {
 
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
                      *(f"lpt{i}" for i in range(1, 10))}
-
-
-# =========================================================================== errors
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str             # key path, e.g. "jobs[2].options.face_limit" ("" for the whole file)
-    message: str
-    line: Optional[int] = None
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        key = f"{self.path}: " if self.path else ""
-        return f"{where}{key}{self.message}"
-
-
-class BatchFileError(ValueError):
-    """The batch file cannot be run; ``problems`` says where and why (nothing was sent)."""
-
-    def __init__(self, source: str, problems: list[Problem]):
-        self.source = source
-        self.problems = list(problems)
-        super().__init__(self._text())
-
-    def _text(self) -> str:
-        count = len(self.problems)
-        head = f"{self.source}: {count} problem{'s' if count != 1 else ''} in the batch file"
-        return head + "".join(f"\n  {p}" for p in self.problems)
-
-
-# =========================================================================== key -> line maps
-
-
-class _LineIndex:
-    def __init__(self, text: str):
-        self._starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def line(self, offset: int) -> int:
-        return bisect.bisect_right(self._starts, offset)
-
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-class _TomlScanner:
-    """Finds the line of every key and array element of a TOML document.
-
-    Not a TOML parser (tomllib parses); it only follows the structure far enough to say where
-    a key path such as ("jobs", 2, "post", "lowpoly") was written, including inline tables and
-    arrays that span lines. Text it does not understand is skipped.
-    """
-
-    def __init__(self, text: str):
-        self.text = text
-        self.index = _LineIndex(text)
-        self.lines: dict[tuple, int] = {}
-        self.aot_counts: dict[tuple, int] = {}  # array-of-tables path -> elements seen
-
-    def scan(self) -> dict[tuple, int]:
-        text, i, n = self.text, 0, len(self.text)
-        table: tuple = ()
-        while i < n:
-            i = self._skip_ws(i, newlines=True)
-            if i >= n:
-                break
-            c = text[i]
-            if c == "#":
-                i = self._line_end(i)
-            elif text.startswith("[[", i):
-                end = text.find("]]", i)
-                if end < 0:
-                    break
-                keys = self._split_keys(text[i + 2:end])
-                parent = self._resolve(keys[:-1])
-                path = parent + (keys[-1],)
-                count = self.aot_counts.get(path, 0)
-                self.aot_counts[path] = count + 1
-                self.lines.setdefault(path, self.index.line(i))
-                table = path + (count,)
-                self.lines[table] = self.index.line(i)
-                i = self._line_end(end)
-            elif c == "[":
-                end = text.find("]", i)
-                if end < 0:
-                    break
-                table = self._resolve(self._split_keys(text[i + 1:end]))
-                self.lines.setdefault(table, self.index.line(i))
-                i = self._line_end(end)
-            else:
-                i = self._key_value(i, table)
-        return self.lines
-
-    # -- helpers --------------------------------------------------------------------------
-    def _resolve(self, keys: list[str]) -> tuple:
-        path: tuple = ()
-        for key in keys:
-            path += (key,)
-            if path in self.aot_counts:
-                path += (self.aot_counts[path] - 1,)
-        return path
-
-    @staticmethod
-    def _split_keys(raw: str) -> list[str]:
-        keys, i = [], 0
-        raw = raw.strip()
-        while i < len(raw):
-            c = raw[i]
-            if c in "\"'":
-                end = raw.find(c, i + 1)
-                end = len(raw) if end < 0 else end
-                keys.append(raw[i + 1:end])
-                i = end + 1
-            elif c in ". \t":
-                i += 1
-            else:
-                m = _BARE_KEY.match(raw, i)
-                if not m:
-                    i += 1
-                    continue
-                keys.append(m.group(0))
-                i = m.end()
-        return keys or [raw]
-
-    def _skip_ws(self, i: int, newlines: bool) -> int:
-        text, n = self.text, len(self.text)
-        while i < n and (text[i] in " \t\r" or (newlines and text[i] == "\n")):
-            i += 1
-        return i
-
-    def _line_end(self, i: int) -> int:
-        end = self.text.find("\n", i)
-        return len(self.text) if end < 0 else end + 1
-
-    def _read_key(self, i: int) -> tuple[list[str], int]:
-        """A (possibly dotted) key up to its '='; returns the keys and the index after '='."""
-        end = i
-        text = self.text
-        while end < len(text) and text[end] not in "=\n":
-            if text[end] in "\"'":
-                close = text.find(text[end], end + 1)
-                end = len(text) if close < 0 else close + 1
-            else:
-                end += 1
-        if end >= len(text) or text[end] != "=":
-            return [], self._line_end(i)
-        return self._split_keys(text[i:end]), end + 1
-
-    def _key_value(self, i: int, table: tuple) -> int:
-        keys, j = self._read_key(i)
-        if not keys:
-            return j
-        path = table + tuple(keys)
-        self.lines.setdefault(path, self.index.line(i))
-        return self._value(j, path)
-
-    def _string_end(self, i: int) -> int:
-        text = self.text
-        quote = text[i]
-        if text.startswith(quote * 3, i):
-            end = text.find(quote * 3, i + 3)
-            return len(text) if end < 0 else end + 3
-        j = i + 1
-        while j < len(text) and text[j] != "\n":
-            if quote == '"' and text[j] == "\\":
-                j += 2
-                continue
-            if text[j] == quote:
-                return j + 1
-            j += 1
-        return j
-
-    def _value(self, i: int, path: tuple) -> int:
-        text, n = self.text, len(self.text)
-        i = self._skip_ws(i, newlines=False)
-        if i >= n:
-            return i
-        c = text[i]
-        if c in "\"'":
-            return self._string_end(i)
-        if c == "[":
-            return self._array(i + 1, path)
-        if c == "{":
-            return self._inline_table(i + 1, path)
-        while i < n and text[i] not in ",]}\n#":
-            i += 1
-        return i
-
-    def _skip_blank(self, i: int) -> int:
-        text, n = self.text, len(self.text)
-        while i < n:
-            i = self._skip_ws(i, newlines=True)
-            if i < n and text[i] == "#":
-                i = self._line_end(i)
-                continue
-            return i
-        return i
-
-    def _array(self, i: int, path: tuple) -> int:
-        text, n = self.text, len(self.text)
-        index = 0
-        while True:
-            i = self._skip_blank(i)
-            if i >= n:
-                return i
-            if text[i] == "]":
-                return i + 1
-            if text[i] == ",":
-                i += 1
-                continue
-            element = path + (index,)
-            self.lines.setdefault(element, self.index.line(i))
-            before = i
-            i = self._value(i, element)
-            if i == before:
-                i += 1
-            index += 1
-
-    def _inline_table(self, i: int, path: tuple) -> int:
-        text, n = self.text, len(self.text)
-        while True:
-            i = self._skip_blank(i)
-            if i >= n:
-                return i
-            if text[i] == "}":
-                return i + 1
-            if text[i] == ",":
-                i += 1
-                continue
-            keys, j = self._read_key(i)
-            if not keys:
-                return j
-            key_path = path + tuple(keys)
-            self.lines.setdefault(key_path, self.index.line(i))
-            i = self._value(j, key_path)
-
-
-def toml_key_lines(text: str) -> dict[tuple, int]:
-    try:
-        return _TomlScanner(text).scan()
-    except Exception:  # noqa: BLE001 - line numbers are a courtesy; never hide the real error
-        log.debug("could not map TOML keys to lines", exc_info=True)
-        return {}
-
-
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
-
-
-def json_key_lines(text: str) -> dict[tuple, int]:
-    """The line of every key and array element of a JSON document."""
-    from json.decoder import scanstring
-
-    index = _LineIndex(text)
-    lines: dict[tuple, int] = {}
-    n = len(text)
-
-    def ws(i: int) -> int:
-        while i < n and text[i] in " \t\r\n":
-            i += 1
-        return i
-
-    def value(i: int, path: tuple) -> int:
-        i = ws(i)
-        lines.setdefault(path, index.line(i))
-        c = text[i]
-        if c == "{":
-            i = ws(i + 1)
-            if text[i] == "}":
-                return i + 1
-            while True:
-                i = ws(i)
-                key, end = scanstring(text, i + 1)
-                lines.setdefault(path + (key,), index.line(i))
-                i = ws(end)
-                i = value(i + 1, path + (key,))  # skip ':'
-                i = ws(i)
-                if text[i] == ",":
-                    i += 1
-                    continue
-                return i + 1
-        if c == "[":
-            i = ws(i + 1)
-            if text[i] == "]":
-                return i + 1
-            k = 0
-            while True:
-                i = value(i, path + (k,))
-                k += 1
-                i = ws(i)
-                if text[i] == ",":
-                    i += 1
-                    continue
-                return i + 1
-        if c == '"':
-            return scanstring(text, i + 1)[1]
-        m = _JSON_NUMBER.match(text, i)
-        if m:
-            return m.end()
-        for literal in ("true", "false", "null"):
-            if text.startswith(literal, i):
-                return i + len(literal)
-        raise ValueError(f"unexpected {c!r}")
-
-    try:
-        value(0, ())
-    except Exception:  # noqa: BLE001 - partial map is fine
-        pass
-    lines.pop((), None)
-    return lines
-
-
-def yaml_key_lines(text: str) -> dict[tuple, int]:
-    try:
-        import yaml
-    except ImportError:
-        return {}
-    lines: dict[tuple, int] = {}
-
-    def walk(node, path: tuple) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = getattr(key_node, "value", None)
-                lines.setdefault(path + (key,), key_node.start_mark.line + 1)
-                walk(value_node, path + (key,))
-        elif isinstance(node, yaml.SequenceNode):
-            for k, item in enumerate(node.value):
-                lines.setdefault(path + (k,), item.start_mark.line + 1)
-                walk(item, path + (k,))
-
-    try:
-        walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
-    except Exception:  # noqa: BLE001
-        return {}
-    return lines
-
-
-def line_of(lines: dict[tuple, int], path: tuple) -> Optional[int]:
-    """The line of ``path`` or of its closest enclosing key that has one."""
-    path = tuple(path)
-    while path:
-        if path in lines:
-            return lines[path]
-        path = path[:-1]
-    return None
-
-
-# =========================================================================== parsing
-
-
-def detect_format(path: Union[str, os.PathLike]) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix == ".toml":
-        return "toml"
-    if suffix == ".json":
-        return "json"
-    if suffix in (".yaml", ".yml"):
-        return "yaml"
-    raise BatchFileError(str(path), [Problem("", f"unknown batch file type '{suffix or '(none)'}': "
-                                                 "use .toml, .json, .yaml or .yml")])
-
-
-def parse_text(text: str, fmt: str, source: str = "<batch>") -> tuple[Any, dict[tuple, int]]:
-    """The raw data of a batch file and where each key was written; BatchFileError on syntax."""
-    if fmt == "toml":
-        import tomllib
-
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            message = str(exc)
-            m = re.search(r"\(at line (\d+), column \d+\)", message)
-            line = int(m.group(1)) if m else None
-            message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
-            raise BatchFileError(source, [Problem("", f"not valid TOML: {message}", line)]) from None
-        return data, toml_key_lines(text)
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BatchFileError(source, [Problem("", f"not valid JSON: {exc.msg}", exc.lineno)]) from None
-        return data, json_key_lines(text)
-    if fmt == "yaml":
-        try:
-            import yaml
-        except ImportError:
-            raise BatchFileError(source, [Problem("", "YAML batch files need PyYAML, which this "
-                                                      "Python does not have; use TOML or JSON.")]) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise BatchFileError(source, [Problem("", f"not valid YAML: {problem}",
-                                                  mark.line + 1 if mark else None)]) from None
-        return data, yaml_key_lines(text)
-    raise BatchFileError(source, [Problem("", f"unknown batch file format {fmt!r}")])
-
-
-# =========================================================================== schema
-
-Scalar = Union[str, int, float, bool]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
-
-
-class _Options(BaseModel):
-    """A table whose unknown keys are request options (checked against the task's request)."""
-    model_config = ConfigDict(extra="allow", protected_namespaces=(), populate_by_name=True)
-
-
-class TextureSpec(_Options):
-    prompt: Optional[str] = None        # texture_prompt.text (template fields allowed)
-    image: Optional[str] = None         # texture_prompt.image
-    style_image: Optional[str] = None   # texture_prompt.style_image
-
-
-class PartTextureSpec(TextureSpec):
-    parts: Optional[list[str]] = None   # only these parts (default: every part)
-
-
-class ExportSpec(_Options):
-    format: str
-    name: Optional[str] = None          # distinguishes two exports of one format
-
-
-class AnimationSpec(_Options):
-    animations: list[str]
-
-
-class PostSpec(_Model):
-    texture: Union[bool, str, TextureSpec, None] = None
-    texture_parts: Union[bool, str, PartTextureSpec, None] = None
-    segment: Union[bool, _Options, None] = None
-    lowpoly: Union[bool, int, _Options, None] = None
-    rig: Union[bool, str, _Options, None] = None
-    animations: Union[str, list[str], AnimationSpec, None] = None
-    export: Union[str, list[Union[str, ExportSpec]], None] = Field(None, alias="convert")
-    export_parts: Union[str, list[Union[str, ExportSpec]], None] = None
-
-
-class QCSpec(_Model):
-    max_faces: Optional[int] = Field(None, ge=0)
-    max_vertices: Optional[int] = Field(None, ge=0)
-    min_size: Optional[float] = Field(None, ge=0)
-    max_size: Optional[float] = Field(None, gt=0)
-    max_non_manifold_edges: Optional[int] = Field(None, ge=0)
-    max_loose: Optional[int] = Field(None, ge=0)
-    require_textures: Optional[bool] = None
-    min_parts: Optional[int] = Field(None, ge=0)
-
-
-class JobSpec(_Model):
-    id: Optional[str] = None
-    enabled: bool = True
-    name: Optional[str] = None
-    type: Optional[str] = None
-    prompt: Optional[str] = None
-    negative_prompt: Optional[str] = None
-    image: Optional[str] = None
-    images: Union[list[Optional[str]], dict[str, str], None] = None
-    text_to_image: Optional[bool] = None
-    vars: dict[str, Union[list[Scalar], Scalar]] = Field(default_factory=dict)
-    variants: Union[int, list[dict[str, Any]], None] = None
-    seed: Optional[int] = Field(None, ge=0)
-    options: dict[str, Any] = Field(default_factory=dict)
-    post: Optional[PostSpec] = None
-    qc: Optional[QCSpec] = None
-    tags: Union[list[str], dict[str, Scalar], None] = None
-
-
-class BatchSettings(_Model):
-    project: str = DEFAULT_PROJECT
-    naming: Optional[str] = None
-    version: int = Field(1, ge=0)       # the first version number ({version} = v01, v02 ...)
-    blend: Optional[str] = None
-    concurrency: Optional[int] = Field(None, ge=1)
-    creates_per_minute: Optional[int] = Field(None, ge=1)
-    retries: Optional[int] = Field(None, ge=0)
-
-
-class BatchSpec(_Model):
-    format: int = FORMAT_VERSION
-    batch: BatchSettings = Field(default_factory=BatchSettings)
-    vars: dict[str, Union[list[Scalar], Scalar]] = Field(default_factory=dict)
-    defaults: JobSpec = Field(default_factory=JobSpec)
-    qc: QCSpec = Field(default_factory=QCSpec)
-    jobs: list[JobSpec]
-
-
-_UNION_WORDS = {
-    "texture": "true, false, a texture prompt, or a table (prompt, image, style_image and "
-               "texture options)",
-    "texture_parts": "true, false, a prompt (may use {part}), or a table (prompt, parts and "
-                     "texture options)",
-    "segment": "true, false, or a table of segmentation options",
-    "lowpoly": "true, false, a face limit, or a table of smart low poly options",
-    "rig": "true, false, a rig type (e.g. \"biped\"), or a table of rig options",
-    "animations": "an animation preset, a list of them, or a table with `animations`",
-    "export": "a format (e.g. \"STL\"), a list of formats, or tables with `format` and convert "
-              "options",
-    "convert": "a format (e.g. \"STL\"), a list of formats, or tables with `format` and convert "
-               "options",
-    "export_parts": "a format (e.g. \"STL\"), a list of formats, or tables with `format` and "
-                    "convert options",
-    "images": "a list [front, left, back, right] or a table {front = ..., back = ...}",
-    "variants": "a number of variants, or a list of option tables (one per variant)",
-    "tags": "a list of strings or a table",
-    "vars": "a value or a list of values",
-}
-_TYPE_WORDS = {
-    "int_parsing": "a whole number", "int_type": "a whole number", "int_from_float": "a whole number",
-    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
-    "bool_type": "true or false", "string_type": "text", "list_type": "a list",
-    "dict_type": "a table", "model_type": "a table", "model_attributes_type": "a table",
-}
-
-
-def _walk_loc(data: Any, loc: tuple) -> tuple:
-    """The part of a pydantic error location that names real keys of the data (drops union
-    member tags such as 'bool' or 'TextureSpec')."""
-    path: list = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and part == "convert" and "export" in node:
-            path.append("export")
-            node = node["export"]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, (dict, list)) and part in ("missing",):
-            continue
-        else:
-            if isinstance(node, dict) and isinstance(part, str) and not _looks_like_tag(part):
-                path.append(part)  # a missing key: still name it
-                node = None
-            continue
-    return tuple(path)
-
-
-def _looks_like_tag(part: str) -> bool:
-    return part in ("bool", "int", "str", "float", "list", "dict", "none") or part[:1].isupper() \
-        or part[:1] == "_" or "[" in part or part.startswith("function-")
-
-
-def _schema_problems(exc: PydanticValidationError, data: Any, lines: dict) -> list[Problem]:
-    grouped: dict[tuple, list[dict]] = {}
-    for err in exc.errors(include_url=False):
-        loc = tuple(err.get("loc", ()))
-        path = _walk_loc(data, loc)
-        if err.get("type") == "missing" and loc and loc[-1] not in path:
-            path = path + (loc[-1],)
-        grouped.setdefault(path, []).append(err)
-    # A deeper error is more precise than a union's "wrong type" at its parent.
-    paths = [p for p in grouped if not any(q != p and q[:len(p)] == p for q in grouped)]
-    problems = []
-    for path in sorted(paths, key=lambda p: (line_of(lines, p) or 0, tasks.format_field_path(p))):
-        errs = grouped[path]
-        key = next((p for p in reversed(path) if isinstance(p, str)), "")
-        value = _value_at(data, path)
-        if len(errs) > 1 and key in _UNION_WORDS:
-            message = f"must be {_UNION_WORDS[key]} (got {value!r})"
-        else:
-            message = _schema_message(errs[0], path, value)
-        problems.append(Problem(tasks.format_field_path(path), message, line_of(lines, path)))
-    return problems
-
-
-def _value_at(data: Any, path: tuple) -> Any:
-    node = data
-    for part in path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
-
-
-_KNOWN_KEYS = {
-    (): sorted(BatchSpec.model_fields),
-    ("batch",): sorted(BatchSettings.model_fields),
-    ("qc",): sorted(QCSpec.model_fields),
-    ("job",): sorted(JobSpec.model_fields),
-    ("post",): sorted(set(PostSpec.model_fields) | {"convert"}),
-}
-
-
-def _schema_message(err: dict, path: tuple, value: Any) -> str:
-    kind = err.get("type", "")
-    ctx = err.get("ctx") or {}
-    key = path[-1] if path else ""
-    if kind == "extra_forbidden":
-        parent = path[:-1]
-        if not parent:
-            known = _KNOWN_KEYS[()]
-        elif parent[-1] == "post":
-            known = _KNOWN_KEYS[("post",)]
-        elif parent[-1] in ("qc",):
-            known = _KNOWN_KEYS[("qc",)]
-        elif parent == ("batch",):
-            known = _KNOWN_KEYS[("batch",)]
-        else:
-            known = _KNOWN_KEYS[("job",)]
-        return f"unknown key '{key}'; the keys here are: {', '.join(known)}"
-    if kind == "missing":
-        if key == "jobs":
-            return "the batch file lists no jobs: add [[jobs]] tables (or a \"jobs\" list)"
-        return f"'{key}' is required here"
-    if kind in _TYPE_WORDS:
-        return f"must be {_TYPE_WORDS[kind]} (got {value!r})"
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        words = {"greater_than_equal": "at least", "greater_than": "more than",
-                 "less_than_equal": "at most", "less_than": "less than"}[kind]
-        return f"must be {words} {next(iter(ctx.values()), '')} (got {value!r})"
-    message = str(err.get("msg", "invalid value"))
-    return message[len("Value error, "):] if message.startswith("Value error, ") else message
 
 
 # =========================================================================== names
@@ -847,9 +229,6 @@ class Batch:
     def job_ids(self) -> set[str]:
         return {p.job_id for p in self.plans}
 
-    def plan_for(self, job_id: str) -> Optional[AssetPlan]:
-        return next((p for p in self.plans if p.job_id == job_id), None)
-
     def estimate(self) -> dict:
         """Estimated credits: the main chains, plus the per-part work per part."""
         total = sum(p.estimate for p in self.plans)
@@ -906,7 +285,7 @@ def loads(text: str, fmt: str, *, base_dir: Union[str, os.PathLike, None] = None
     try:
         spec = BatchSpec.model_validate(data)
     except PydanticValidationError as exc:
-        raise BatchFileError(source, _schema_problems(exc, data, lines)) from None
+        raise BatchFileError(source, schema_problems(exc, data, lines)) from None
     planner = _Planner(spec, data, lines, Path(base_dir or os.getcwd()), source, fmt)
     return planner.plan()
 
@@ -961,7 +340,7 @@ class _Planner:
         self.problems.append(Problem(tasks.format_field_path(path), message, line_of(self.lines, path)))
 
     def raw(self, path: tuple) -> Any:
-        return _value_at(self.data, path)
+        return value_at(self.data, path)
 
     # -- top level ----------------------------------------------------------------------------
     def plan(self) -> Batch:
@@ -1394,7 +773,7 @@ class _Planner:
             params = dict(step.params)
             try:
                 if step.input_from is not None:
-                    tasks.check_chain(step.task_type, steps[step.input_from].task_type)
+                    chains.check_chain(step.task_type, steps[step.input_from].task_type)
                     params["input"] = PLACEHOLDER_TASK_ID
                 request = tasks.build_request(step.task_type, **params)
             except errors.ValidationError as exc:
@@ -1550,7 +929,7 @@ class _Planner:
         if work.prompt:
             params.setdefault("texture_prompt", {})["text"] = render(work.prompt, {**values, "part": "part"})
         try:
-            tasks.check_chain(work.task_type, work.source_type)
+            chains.check_chain(work.task_type, work.source_type)
             tasks.build_request(work.task_type, **params)
         except errors.ValidationError as exc:
             fail(self.field_path(exc.field, omap, path), exc.message)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional, TypeVar
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from .errors import (
+from ..protocol.errors import (
     ConcurrencyLimited,
     NetworkError,
     ProviderResponseError,
@@ -106,6 +107,40 @@ def make_session(proxy: Optional[ProxyConfig] = None, *,
         url = (proxy.url or "").strip()
         session.proxies.update({"http": url, "https": url})
     return session
+
+
+
+class ThreadSessions:
+    """One ``requests.Session`` per thread and purpose, all closed together.
+
+    A Session is not guaranteed thread-safe, and the job engine polls from one thread and
+    downloads from others. Purposes keep credentials apart: ``"api"`` carries the key per request,
+    ``"plain"`` (downloads, presigned uploads) never does.
+    """
+
+    def __init__(self, proxy: Optional[ProxyConfig] = None):
+        self.proxy = proxy
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def get(self, purpose: str) -> requests.Session:
+        session = getattr(self._local, purpose, None)
+        if session is None:
+            session = make_session(self.proxy)
+            setattr(self._local, purpose, session)
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            try:
+                session.close()
+            except Exception:  # pragma: no cover - closing never matters enough to fail
+                pass
 
 
 # =========================================================================== base URL

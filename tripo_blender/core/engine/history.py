@@ -1,7 +1,7 @@
 """Every task this machine knows: the journals and the `<stem>.task.json` sidecars.
 
 Tripo keeps task records for a limited time; the local record is the lasting one. Two sources:
-- journals: one JSON record per job (core/journal.py), with absolute paths to its downloads;
+- journals: one JSON record per job (core/engine/journal.py), with absolute paths to its downloads;
 - sidecars: `<stem>.task.json` beside the downloaded files, one per task, written by the batch
   runner and, for interactive jobs, by the runtime when a result is imported. They outlive a
   journal entry ("Remove from List" deletes it) and travel with the files.

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 import os
 
-from .costs import CostEstimate, estimate_credits
+from ..costs import CostEstimate, estimate_credits
 from .download import DEFAULT_MAX_BYTES
-from .tasks import Task, TaskRequest
+from ..protocol.tasks import Task, TaskRequest
 
 __all__ = ["Provider", "PollResult", "Balance"]
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from . import aistudio
-from . import tasks as t
+from ..protocol import tasks as t
 
 __all__ = [
     "PROVIDERS",
@@ -182,6 +182,6 @@ def estimate(provider_name: str, request: t.TaskRequest):
     """The provider's own published price for ``request`` (an estimate, never a bill)."""
     if provider_key(provider_name) == AISTUDIO:
         return aistudio.estimate_credits(request)
-    from .costs import estimate_credits
+    from ..costs import estimate_credits
 
     return estimate_credits(request)

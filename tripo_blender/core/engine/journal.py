@@ -7,7 +7,7 @@ step is reconciled with the server instead of being sent again (a second create 
 
 Several processes share the folder. Every writer replaces whole files, so a reader sees an old or
 a new record; a record it cannot parse (e.g. written by a newer version) is skipped, not fatal.
-Who may run a job is decided by its lock (`locks`, see core/ownership.py), not by the record.
+Who may run a job is decided by its lock (`locks`, see core/engine/ownership.py), not by the record.
 """
 
 from __future__ import annotations

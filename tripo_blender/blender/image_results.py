@@ -23,9 +23,9 @@ from pathlib import Path
 
 import bpy
 
-from ..core import tasks
-from ..core.jobs import Job, Step
-from ..core.recipes import asset_label, clean_options
+from ..core.protocol import tasks
+from ..core.engine.jobs import Job, Step
+from ..core.engine.recipes import asset_label, clean_options
 from . import importer, metadata
 
 log = logging.getLogger(__name__)

@@ -49,6 +49,7 @@ from ..core.engine import history as core_history
 from ..core.engine import jobs as core_jobs
 from ..core.engine.journal import Journal
 from ..core.providers.settings import make_provider
+from ..core.files import write_json
 from . import assets, importer, metadata, qc as qc_checks, runtime
 from . import settings as blender_settings
 
@@ -184,20 +185,6 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
-def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
-            handle.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are for people to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class BatchRun:
     def __init__(self, batch: batchfile.Batch, out: Path, options: RunOptions):
         self.batch = batch
@@ -308,7 +295,7 @@ class BatchRun:
         contact = self.write_contact_sheet() if self.options.contact_sheet else None
         self.save_blend()
         report = self.build_report(contact)
-        _write_json(self.out / "report.json", report)
+        write_json(self.out / "report.json", report, private=False, indent=2)
         text = self.report_text(report)
         (self.out / "report.txt").write_text(text, encoding="utf-8")
         code = report["exit_status"]
@@ -727,7 +714,7 @@ class BatchRun:
             if qc is not None and qc_step == index:
                 sidecar["qc"] = qc
             try:
-                _write_json(out_dir / f"{stem}.task.json", sidecar)
+                write_json(out_dir / f"{stem}.task.json", sidecar, private=False, indent=2)
             except OSError as exc:
                 log.warning("could not write the sidecar of %s: %s", stem, exc)
 

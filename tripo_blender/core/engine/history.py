@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from ..files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def write_job_sidecars(record: dict) -> list[Path]:
         }
         path = out_dir / f"{stem}{SIDECAR_SUFFIX}"
         try:
-            _write_json(path, sidecar)
+            write_json(path, sidecar, private=False, indent=2)
         except OSError as exc:
             log.warning("could not write the sidecar %s: %s", path, exc)
             continue
@@ -223,19 +223,8 @@ def add_root(user_dir: str | os.PathLike, folder: str | os.PathLike) -> None:
     if folder in roots:
         return
     try:
-        _write_json(Path(user_dir) / ROOTS_FILE, {"roots": roots + [folder]})
+        write_json(Path(user_dir) / ROOTS_FILE, {"roots": roots + [folder]})
     except OSError as exc:
         log.warning("could not remember %s for the task history: %s", folder, exc)
 
 
-def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

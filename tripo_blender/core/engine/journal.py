@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 from .ownership import JobLocks
+from ..files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,7 @@ class Journal:
         return self.directory / f"{job_id}.json"
 
     def save(self, record: dict) -> None:
-        target = self.path_for(record["job_id"])
-        fd, tmp = tempfile.mkstemp(prefix=f".{record['job_id']}.", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, indent=1, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json(self.path_for(record["job_id"]), record)
 
     def load(self, job_id: str) -> dict | None:
         return self._read(self.path_for(job_id))

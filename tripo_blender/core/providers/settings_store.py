@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from pathlib import Path
+from ..files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ PERSISTED_NAMES = (
     "download_dir",
 )
 SECRET_NAMES = frozenset({"api_key", "aistudio_api_key"})
-
-_FILE_MODE = 0o600
 
 
 def read_settings(path: str | os.PathLike) -> dict[str, str]:
@@ -82,25 +80,4 @@ def write_settings(path: str | os.PathLike, settings: dict[str, str]) -> None:
         "format": FORMAT_VERSION,
         "settings": {name: str(settings[name]) for name in PERSISTED_NAMES if name in settings},
     }
-    fd, tmp = _create_private_temp(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _create_private_temp(path: Path) -> tuple[int, str]:
-    """A new temp file beside `path`, created 0600 (never briefly readable by others)."""
-    for _attempt in range(100):
-        name = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                           _FILE_MODE), name
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {path}")
+    write_json(path, document)  # 0600 from its first byte: it holds the keys

@@ -203,7 +203,7 @@ def import_task(task_id: str, *, name: str | None = None, wait_for_result: bool 
 
 def history(query: str = "", *, refresh: bool = True) -> list:
     """Every task this machine knows (journals and sidecars), newest first, as
-    core.history.HistoryEntry; `query` keeps those whose prompt, task id, date (YYYY-MM-DD),
+    core.engine.history.HistoryEntry; `query` keeps those whose prompt, task id, date (YYYY-MM-DD),
     type or state contain every word of it."""
     from .blender.history import get_history
     cache = get_history()

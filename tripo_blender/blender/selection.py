@@ -6,7 +6,7 @@ Three parts, all on the main thread:
   (by the `obj["tripo"]` metadata), which of its parts are selected, the task further actions
   chain on (`model_task_id`), and `Selection.reason(action)`: why an action is not possible ("" when
   it is). Refusals come from here, before any request is sent (and so before any credit is spent).
-- `build_jobs(action, selection, **options)` turns an action into jobs (core.jobs.Job). A selected
+- `build_jobs(action, selection, **options)` turns an action into jobs (core.engine.jobs.Job). A selected
   mesh that did not come from Tripo is exported as GLB and becomes an `import_model` step first.
 - The import handlers (`IMPORT_HANDLERS`, registered into blender.runtime by `register()`) apply a
   finished job to the scene, by `job.meta["kind"]`.

@@ -7,7 +7,7 @@ from bpy.props import (BoolProperty, EnumProperty, IntProperty, PointerProperty,
 
 from ..core.protocol import tasks
 
-# Every value and default below comes from core.tasks; only labels and descriptions are the UI's.
+# Every value and default below comes from core.protocol.tasks; only labels and descriptions are the UI's.
 _GENERATION_DEFAULTS = tasks.ImageToModelRequest.SERVER_DEFAULTS
 _RIG_DEFAULTS = tasks.AnimateRigRequest.SERVER_DEFAULTS
 _DEPTH_DEFAULTS = tasks.ImageToDepthRequest.SERVER_DEFAULTS

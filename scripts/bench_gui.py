@@ -16,6 +16,7 @@ callback (tick) and inside the baseline's, beside the gaps of the same Blender l
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -171,10 +172,8 @@ def main() -> None:
     args = parser.parse_args()
     if real_blender() is None:
         sys.exit("no real Blender: run ./scripts/real_blender.sh first")
-    import os
     zip_path = Path(os.environ["TRIPO_EXTENSION_ZIP"])
-    display = next(n for n in range(90, 130) if not Path(f"/tmp/.X11-unix/X{n}").exists())
-    xserver = XServer(display)
+    xserver = XServer()
     emulator = Emulator(sys.executable)
     try:
         with tempfile.TemporaryDirectory() as tmp:

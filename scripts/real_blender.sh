@@ -39,8 +39,8 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$PACKAGES" ]; then
   printf '%s' "$PACKAGES" > "$STAMP"
 fi
 
-# The wrapper: binds the kernel file systems, the repository, /tmp and /work at the same paths,
-# then runs the command (blender by default) inside as the calling user's environment.
+# chroot-run: runs a command inside with the kernel file systems, /tmp, the repository and the
+# working directory bound at the same paths; `blender` below is that wrapper around Blender.
 cat > "$CACHE/chroot-run" <<WRAP
 #!/usr/bin/env bash
 # Runs a command inside the real-Blender root filesystem with host paths visible unchanged.

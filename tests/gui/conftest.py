@@ -19,8 +19,7 @@ from harness import (SCREENSHOT_ROOT, BlenderUser, Emulator, GuiBlender, XServer
 def xserver():
     if real_blender() is None:
         pytest.skip("no real Blender: run ./scripts/real_blender.sh (as root) or scripts/test_gui.sh")
-    display = next(n for n in range(90, 130) if not Path(f"/tmp/.X11-unix/X{n}").exists())
-    server = XServer(display)
+    server = XServer()
     yield server
     server.stop()
 

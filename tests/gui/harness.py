@@ -60,7 +60,9 @@ def terminate(process: subprocess.Popen) -> None:
 class XServer:
     """A virtual screen (Xvfb) for the session."""
 
-    def __init__(self, display: int):
+    def __init__(self, display: int | None = None):
+        if display is None:  # the first display number no other X server uses
+            display = next(n for n in range(90, 130) if not Path(f"/tmp/.X11-unix/X{n}").exists())
         self.display = f":{display}"
         self.process = subprocess.Popen(
             inside("Xvfb", self.display, "-screen", "0", f"{SCREEN_SIZE[0]}x{SCREEN_SIZE[1]}x24", "-nolisten", "tcp"),

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import tomllib
-from pathlib import Path
 
 from harness import REPO, real_blender
 from test_gui_scenarios import ROOTS, submit_generate

@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from harness import REPO, real_blender
+from harness import REPO, BlenderUser, real_blender
 
 # Snippets run inside Blender (see blender_driver.py for the helpers they use).
 ROOTS = "[o for o in tripo_objects() if not o['parent']]"
@@ -118,8 +118,6 @@ def test_b_result_waits_for_the_users_mode(user, launch, emulator, situation):
 # --- c. autosave keeps running --------------------------------------------------------------------
 
 def test_c_autosave_runs_while_a_job_is_in_flight(tmp_path, extension_zip, launch, emulator):
-    from harness import BlenderUser
-
     user = BlenderUser(tmp_path, extension_zip, autosave_minutes=1)
     emulator.reset(task_seconds=120.0)
     blender = launch(user)
@@ -212,12 +210,12 @@ def test_g_disable_mid_job_leaves_nothing_and_enable_resumes(user, launch, emula
     blender = launch(user)
     submit_generate(blender, "a chess knight")
     wait_job_state(user, {"active"}, 30)
-    blender.run(f"bpy.ops.preferences.addon_disable(module=PACKAGE)\nresult = True")
+    blender.run("bpy.ops.preferences.addon_disable(module=PACKAGE)\nresult = True")
     time.sleep(1)
     left = blender.run(OURS_LEFT)
     blender.screenshot("disabled")
     assert left == {"modal": [], "handlers": [], "threads": [], "enabled": False}
-    blender.run(f"bpy.ops.preferences.addon_enable(module=PACKAGE)\nresult = True")
+    blender.run("bpy.ops.preferences.addon_enable(module=PACKAGE)\nresult = True")
     roots = blender.wait_for(ROOTS, 90, "the job landing after enable")
     time.sleep(2)
     blender.screenshot("landed-after-enable")

@@ -191,17 +191,17 @@ class Runtime:
         return job_id
 
     # --- journal jobs: adoption and the panel's list --------------------------------------------
-    def resume_journal(self, context=None) -> list[dict]:
-        """Adopts the journal's unfinished jobs whose owner is gone (another live process keeps
-        its own). Raises OfflineError / errors.TripoError when the engine cannot start; the
-        reason stays in `resume_problem` for the panel."""
+    def resume_journal(self, context=None, only=None) -> list[dict]:
+        """Adopts the journal's unfinished jobs (those in `only`, when given) whose owner is gone
+        (another live process keeps its own). Raises OfflineError / errors.TripoError when the
+        engine cannot start; the reason stays in `resume_problem` for the panel."""
         try:
             engine = self.ensure_engine(context)
         except (errors.TripoError, blender_settings.OfflineError) as exc:
             self.resume_problem = exc.user_message() if isinstance(exc, errors.TripoError) else str(exc)
             raise
         self.resume_problem = ""
-        records = engine.resume_from_journal()
+        records = engine.resume_from_journal(only=only)
         for record in records:
             self.jobs.setdefault(record["job_id"], record)
             log.info("resuming %s from the journal", describe(record))
@@ -425,10 +425,7 @@ class Runtime:
         pending = set(job_ids)
         unknown = pending - set(self.jobs)
         if unknown:  # e.g. submitted before a disable/enable or a crash: the script waits for them
-            engine = self.ensure_engine(context)
-            for record in engine.resume_from_journal(only=unknown):
-                self.jobs.setdefault(record["job_id"], record)
-                log.info("resuming %s from the journal", describe(record))
+            self.resume_journal(context, only=unknown)
             missing = unknown - set(self.jobs)
             if missing:
                 raise KeyError(f"no such job in this process or the journal (or another Blender "

@@ -107,7 +107,7 @@ def test_parts_import_as_named_objects_under_one_parent(connected, tmod):
     assert len({tripo_meta(p)["asset_id"] for p in parts} | {tripo_meta(root)["asset_id"]}) == 1
 
 
-def test_rig_and_animations_import_as_armature_with_named_actions(connected, tmod):
+def test_rig_and_animations_import_as_armature_with_named_actions(connected, tmod, monkeypatch):
     api, jobs, recipes = tmod("api"), tmod("core.engine.jobs"), tmod("core.engine.recipes")
     job = recipes.generation_job(prompt="a friendly robot", options={"model": "v3.1-20260211"}, post_steps=[
         jobs.Step("animate_rig", {"rig_type": "biped", "spec": "tripo"}, input_from=0),
@@ -137,13 +137,14 @@ def test_rig_and_animations_import_as_armature_with_named_actions(connected, tmo
     importer = tmod("blender.importer")
     rig_file = result.files[max(k for k in result.files if k.endswith(":model_url"))]
     bpy.ops.wm.read_homefile(use_empty=True)
-    collections_before = set(bpy.data.collections)
     bpy.ops.import_scene.gltf(filepath=rig_file, disable_bone_shape=False)
-    made = list(bpy.data.objects)
-    assert any(c.name.startswith("glTF_not_exported") for o in made for c in o.users_collection)
-    kept = importer.remove_import_helpers(made, collections_before)
-    assert sorted(o.type for o in bpy.data.objects) == sorted(o.type for o in kept) == ["ARMATURE", "MESH"]
+    assert any(c.name.startswith("glTF_not_exported") for o in bpy.data.objects for c in o.users_collection)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    monkeypatch.setattr(importer, "gltf_import_options", lambda: {"disable_bone_shape": False})
+    landed = importer.import_job(bpy.context, result.job)
+    assert sorted(o.type for o in bpy.data.objects) == sorted(o.type for o in landed.objects) == ["ARMATURE", "MESH"]
     assert not [c for c in bpy.data.collections if c.name.startswith("glTF_not_exported")]
+    assert all(pb.custom_shape is None for pb in landed.armature.pose.bones)
 
 
 def test_invalid_options_are_refused_before_any_request(connected):

@@ -70,7 +70,7 @@ def test_unknown_part_names_are_refused_before_any_request(connected, tmod, host
     # A renamed part object keeps its metadata name, which is what is sent and checked.
     parts[0].name = hostile[:50]
     select(parts[0])
-    job = tmod("blender.selection").build_jobs("retexture", tmod("blender.selection").analyze())[0]
+    job = tmod("blender.selection.jobs").build_jobs("retexture", tmod("blender.selection.analysis").analyze())[0]
     assert job.steps[0].params["part_names"] == [meta(parts[0])["part_name"]]
 
 
@@ -365,7 +365,7 @@ def test_convert_whole_asset_and_one_file_per_part_with_deterministic_names(conn
         del formats["USDZ"]
     ids = [i for fmt in formats for i in api.convert(root, fmt, str(folder), wait_for_result=False)]
     results = api.wait(ids)
-    paths = sorted(p for r in results for p in tmod("blender.selection").export_files(r.job))
+    paths = sorted(p for r in results for p in tmod("blender.selection.jobs").export_files(r.job))
     assert paths == sorted(str(folder / name) for name in formats.values())
     fbx_create = next(c for c in connected.creates() if c["json"].get("format") == "FBX")
     assert "part_names" not in fbx_create["json"]
@@ -545,25 +545,25 @@ def test_refusals_are_clear_and_send_nothing(connected, tmod, setup, operator, e
 
 
 def test_job_building_rules(tmod):
-    selection, md = tmod("blender.selection"), tmod("blender.metadata")
+    analysis, jobs, md = tmod("blender.selection.analysis"), tmod("blender.selection.jobs"), tmod("blender.metadata")
     root, parts = fake_asset(md, "Robot", "text_to_model", parts=("head", "torso"))
-    sel = selection.analyze([parts[0]])
+    sel = analysis.analyze([parts[0]])
     assert not sel.whole and sel.part_names == ["head"] and sel.root is root
     assert sel.model_task_type == "text_to_model"
     # Granularity is only sent with segmentation model v2.0.
-    job = selection.build_jobs("segment", sel, model=None, segmentation_granularity="detailed")[0]
+    job = jobs.build_jobs("segment", sel, model=None, segmentation_granularity="detailed")[0]
     assert job.steps[0].params == {"input": sel.model_task_id}
     # Skeletons that need a newer rig model get one.
-    job = selection.build_jobs("rig", selection.analyze([root]), rig_type="biped", spec="unreal")[0]
+    job = jobs.build_jobs("rig", analysis.analyze([root]), rig_type="biped", spec="unreal")[0]
     assert job.steps[0].params["model"] == "v2.5-20260210"
     # Retexturing the root: no part_names.
-    job = selection.build_jobs("retexture", selection.analyze([root, parts[0]]), prompt="gold")[0]
+    job = jobs.build_jobs("retexture", analysis.analyze([root, parts[0]]), prompt="gold")[0]
     assert "part_names" not in job.steps[0].params
     assert job.steps[0].params["texture_prompt"] == {"text": "gold"}
 
 
 def test_animations_are_parsed_and_split_by_five(tmod):
-    selection = tmod("blender.selection")
+    selection = tmod("blender.selection.jobs")
     assert selection.parse_animations("idle, walk") == ["preset:idle", "preset:walk"]  # v3.0 rigs
     assert selection.parse_animations("idle, walk", "v1.0-20240301") == ["preset:biped:idle",
                                                                           "preset:biped:walk"]

@@ -23,7 +23,6 @@ _MODULE_NAMES = (
     "ui.selection_ops",
     "blender.runtime",
     "blender.assets",
-    "blender.image_results",
     "ui.timer",  # last in, first out: the timer stops before the runtime shuts down
 )
 

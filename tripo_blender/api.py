@@ -253,11 +253,11 @@ def tripo_objects(objects=None) -> list:
 # cannot take the action raises errors.ValidationError with the reason; nothing is sent then.
 
 def _selection_jobs(action: str, objects, **options) -> list[Job]:
-    from .blender import selection
+    from .blender.selection import analysis, jobs
     if objects is not None and not isinstance(objects, (list, tuple, set)):
         objects = [objects]
-    sel = selection.analyze(list(objects) if objects is not None else None)
-    return selection.build_jobs(action, sel, **options)
+    sel = analysis.analyze(list(objects) if objects is not None else None)
+    return jobs.build_jobs(action, sel, **options)
 
 
 def _run_jobs(jobs: list[Job], wait_for_result: bool, timeout: float | None):
@@ -350,13 +350,13 @@ def convert(objects=None, format: str = "STL", folder: str = "//tripo_export/", 
     08_export_part_stl__003__handle.stl). Options: flatten_bottom, pivot_to_center_bottom,
     pack_uv, scale_factor, face_limit, texture_size, texture_format, fbx_preset,
     export_orientation, with_animation, ... Returns the file paths (or the job ids)."""
-    from .blender import selection
+    from .blender.selection.jobs import export_files
     jobs = _selection_jobs("convert", objects, format=format, folder=folder, per_part=per_part,
                            **options)
     results = _run_jobs(jobs, wait_for_result, timeout)
     if not wait_for_result:
         return results
-    return [path for result in results for path in selection.export_files(result.job)]
+    return [path for result in results for path in export_files(result.job)]
 
 
 def bring_to_tripo(objects=None, *, wait_for_result: bool = True, timeout: float | None = None) -> list:

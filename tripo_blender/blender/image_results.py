@@ -280,13 +280,3 @@ def _depth_material(name: str, image):
 
 IMPORT_HANDLERS = {SPLAT: import_splat, DEPTH: import_depth}
 
-
-def register() -> None:
-    from . import runtime
-    runtime.IMPORT_HANDLERS.update(IMPORT_HANDLERS)
-
-
-def unregister() -> None:
-    from . import runtime
-    for kind in IMPORT_HANDLERS:
-        runtime.IMPORT_HANDLERS.pop(kind, None)

@@ -35,7 +35,7 @@ from ..core.engine import jobs as core_jobs
 from ..core.engine import ownership
 from ..core.engine.journal import Journal
 from ..core.providers.settings import make_provider
-from . import history, importer, settings as blender_settings
+from . import history, importer, landing, settings as blender_settings
 
 log = logging.getLogger(__name__)
 
@@ -355,20 +355,15 @@ class Runtime:
         if self._already_imported(job["job_id"]):
             self._mark_imported(job, [])
             return None
-        handler = IMPORT_HANDLERS.get(job.get("meta", {}).get("kind"), importer.import_job)
         try:
-            try:
-                result = handler(context, job)
-            except importer.TargetGone as exc:
-                # Undo (or a deletion) removed what the result was for: it is paid, so keep it.
-                self._notice("WARNING", f"{job['label']}: {exc}; the result was added as a new asset",
-                             job["job_id"])
-                result = importer.import_job(context, job)
+            result = landing.land(context, job)
         except Exception as exc:  # noqa: BLE001 - an import error must reach the user, not kill the tick
             log.exception("import of %s failed", job["job_id"])
             self._notice("ERROR", f"{job['label']}: the result could not be imported: {exc}", job["job_id"])
             self.waiting[job["job_id"]] = f"{IMPORT_FAILED}: {exc}"
             return None
+        for note in result.notes:  # e.g. undo removed what the result was for: it is paid, so kept
+            self._notice("WARNING", f"{job['label']}: {note}", job["job_id"])
         self.results[job["job_id"]] = result
         self._mark_imported(job, result.object_names)
         try:
@@ -485,11 +480,6 @@ def describe(job: dict) -> str:
         line += f" (checking whether the task was created: {step['reconcile_note']})"
     return line
 
-
-# How a finished job lands in the scene, by job.meta["kind"]; the default imports a new asset.
-# Selection actions register their own (e.g. "retexture" re-materials existing parts).
-# A handler takes (context, job snapshot) and returns an importer.ImportResult.
-IMPORT_HANDLERS: dict = {}
 
 # Engine options; the batch runner and tests may change these before the engine starts.
 DEFAULT_ENGINE_OPTIONS: dict = {"max_concurrent": 8}

@@ -1,7 +1,7 @@
 """Actions on the selection (retexture, segment, complete, low poly, rig check, rig, animate,
 convert and export, bring to Tripo) and the sidebar panel that offers them.
 
-Every operator reads the selection with `blender.selection.analyze`, refuses (poll message in the
+Every operator reads the selection with `blender.selection_analysis.analyze`, refuses (poll message in the
 UI, an ERROR report from scripts) with the reason before anything is sent, builds its jobs from the
 panel's settings (`scene.tripo`) and submits them: in the UI it returns at once and the UI timer
 applies the result; under `blender -b` it waits and applies it before returning.
@@ -21,7 +21,7 @@ import textwrap
 import bpy
 from bpy.props import BoolProperty
 
-from ..blender import selection
+from ..blender.selection import analysis as selection_analysis, jobs as selection_jobs
 from ..blender.runtime import get_runtime
 from ..blender.settings import OfflineError, configured_provider
 from ..core.protocol import errors, tasks
@@ -70,7 +70,7 @@ def provider_reason(context, action: str) -> str:
     try:
         from ..core.providers import capabilities
         provider = configured_provider(context)
-        return capabilities.feature_unavailable_reason(provider, selection.ACTION_TASKS[action]) or ""
+        return capabilities.feature_unavailable_reason(provider, selection_analysis.ACTION_TASKS[action]) or ""
     except Exception as exc:  # noqa: BLE001 - a capability lookup must never break the UI
         log.debug("capability check failed: %s", exc)
         return ""
@@ -118,10 +118,10 @@ def submit_jobs(operator, context, jobs: list, wait: bool = False) -> set[str]:
 def report_outcome(operator, jobs: list[dict]) -> None:
     for job in jobs:
         kind = (job.get("meta") or {}).get("kind", "")
-        if kind == selection.KIND_PREFIX + "convert":
-            for path in selection.export_files(job):
+        if kind == selection_analysis.KIND_PREFIX + "convert":
+            for path in selection_jobs.export_files(job):
                 operator.report({"INFO"}, f"Exported {path}")
-        elif kind == selection.KIND_PREFIX + "rig_check":
+        elif kind == selection_analysis.KIND_PREFIX + "rig_check":
             output = ((job.get("steps") or [{}])[-1].get("task") or {}).get("output") or {}
             riggable = output.get("riggable")
             operator.report({"INFO"}, f"Riggable: {'yes' if riggable else 'no'}"
@@ -143,15 +143,15 @@ _DATA_HANDLERS = ("depsgraph_update_post", "undo_post", "redo_post", "load_post"
 
 
 def cached_analysis(context):
-    """selection.analyze of the context's selection, reused while nothing changed."""
+    """selection_analysis.analyze of the context's selection, reused while nothing changed."""
     global _analysis_cache
     selected = list(getattr(context, "selected_objects", None) or [])
     if bpy.app.background:  # no redraws to save, and no depsgraph updates to trust
-        return selection.analyze(selected, context.scene)
+        return selection_analysis.analyze(selected, context.scene)
     key = (_data_generation, context.scene.as_pointer() if context.scene else 0,
            tuple(o.as_pointer() for o in selected))
     if _analysis_cache[0] != key:
-        _analysis_cache = (key, selection.analyze(selected, context.scene))
+        _analysis_cache = (key, selection_analysis.analyze(selected, context.scene))
     return _analysis_cache[1]
 
 
@@ -172,9 +172,9 @@ class _SelectionAction:
         return True
 
     def execute(self, context):
-        sel = selection.analyze(list(context.selected_objects), context.scene)
+        sel = selection_analysis.analyze(list(context.selected_objects), context.scene)
         try:
-            jobs = selection.build_jobs(self.action, sel, **options_for(self.action, context.scene.tripo))
+            jobs = selection_jobs.build_jobs(self.action, sel, **options_for(self.action, context.scene.tripo))
         except errors.TripoError as exc:
             self.report({"ERROR"}, user_message(exc))
             return {"CANCELLED"}
@@ -414,7 +414,6 @@ _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLAS
 
 def register() -> None:
     _register_classes()
-    selection.register()
     for name in _DATA_HANDLERS:
         getattr(bpy.app.handlers, name).append(_data_changed)
 
@@ -426,5 +425,4 @@ def unregister() -> None:
         while _data_changed in handlers:
             handlers.remove(_data_changed)
     _analysis_cache = ((), None)  # holds Blender objects: drop it
-    selection.unregister()
     _unregister_classes()

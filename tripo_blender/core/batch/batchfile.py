@@ -60,6 +60,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from .. import costs
+from ..files import safe_name
 from ..protocol import chains, errors, tasks
 from ..engine.jobs import Job, Step
 from .schema import (FORMAT_VERSION, AnimationSpec, BatchSpec, JobSpec, PartTextureSpec, TextureSpec,
@@ -99,25 +100,7 @@ STAGES = {
     "animated": "09_animated",
 }
 
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
-                     *(f"lpt{i}" for i in range(1, 10))}
-
-
 # =========================================================================== names
-
-
-def safe_name(text: Any, fallback: str = "asset", max_length: int = 80) -> str:
-    """A file and folder name that works on every file system: ASCII letters, digits, '-',
-    '_' and '.', no leading dot or dash, no Windows device names, at most ``max_length``."""
-    text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
-    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
-    text = re.sub(r"_{2,}", "_", text).strip("._-")
-    text = text[:max_length].rstrip("._-")
-    if not text:
-        text = fallback
-    if text.split(".")[0].lower() in _WINDOWS_RESERVED:
-        text = f"_{text}"
-    return text
 
 
 def part_stem(stage: str, index: int, part: str, extra: str = "") -> str:

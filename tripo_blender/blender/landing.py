@@ -1,0 +1,43 @@
+"""Where a finished job enters the scene (main thread only).
+
+`land(context, job)` is how the runtime lands every finished job. It picks the handler by
+`job.meta["kind"]`: a selection action applies its result to the asset it was made for
+(blender.selection.apply), a splat or depth map lands as a point cloud or a displaced plane
+(blender.image_results), and everything else is a new asset (importer.import_job).
+
+Every new asset, whichever path asks for it (generation, a selection action's new version, the
+batch runner, re-import from History or the Jobs panel), is built by importer.place_asset.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import image_results, importer
+from .selection import apply as selection_apply
+
+log = logging.getLogger(__name__)
+
+#: job.meta["kind"] -> handler(context, job) -> importer.ImportResult.
+HANDLERS = {**selection_apply.IMPORT_HANDLERS, **image_results.IMPORT_HANDLERS}
+
+
+def handler_for(job: dict):
+    return HANDLERS.get((job.get("meta") or {}).get("kind"), importer.import_job)
+
+
+def can_land(job: dict) -> bool:
+    """Whether the job has a downloaded result to land (a model file, or its own handler's)."""
+    return (job.get("meta") or {}).get("kind") in HANDLERS or importer.model_file(job) is not None
+
+
+def land(context, job: dict) -> importer.ImportResult:
+    """Lands a finished job's result. A result whose target is gone (deleted, or undone) is paid
+    for, so it lands as a new asset instead; `result.notes` then says so."""
+    try:
+        return handler_for(job)(context, job)
+    except importer.TargetGone as exc:
+        log.warning("%s: %s; landing it as a new asset", job.get("label") or job["job_id"], exc)
+        result = importer.import_job(context, job)
+        result.notes.append(f"{exc}; the result was added as a new asset")
+        return result

@@ -1,7 +1,7 @@
 """Actions on the selection (retexture, segment, complete, low poly, rig check, rig, animate,
 convert and export, bring to Tripo) and the sidebar panel that offers them.
 
-Every operator reads the selection with `blender.selection_analysis.analyze`, refuses (poll message in the
+Every operator reads the selection with `blender.selection.analysis.analyze`, refuses (poll message in the
 UI, an ERROR report from scripts) with the reason before anything is sent, builds its jobs from the
 panel's settings (`scene.tripo`) and submits them: in the UI it returns at once and the UI timer
 applies the result; under `blender -b` it waits and applies it before returning.
@@ -143,7 +143,7 @@ _DATA_HANDLERS = ("depsgraph_update_post", "undo_post", "redo_post", "load_post"
 
 
 def cached_analysis(context):
-    """selection_analysis.analyze of the context's selection, reused while nothing changed."""
+    """The analysis (blender.selection.analysis) of the context's selection, reused while nothing changed."""
     global _analysis_cache
     selected = list(getattr(context, "selected_objects", None) or [])
     if bpy.app.background:  # no redraws to save, and no depsgraph updates to trust
@@ -181,78 +181,33 @@ class _SelectionAction:
         return submit_jobs(self, context, jobs, self.wait)
 
 
-class TRIPO_OT_retexture(_SelectionAction, bpy.types.Operator):
-    """Texture the selected parts (or the whole asset) again with the texture prompt, reference
-    image or style image; other parts keep their materials"""
-
-    bl_idname = "tripo.retexture"
-    bl_label = "Retexture"
-    action = "retexture"
-
-
-class TRIPO_OT_segment(_SelectionAction, bpy.types.Operator):
-    """Split the asset into named parts (the original is hidden, not deleted)"""
-
-    bl_idname = "tripo.segment"
-    bl_label = "Segment"
-    action = "segment"
-
-
-class TRIPO_OT_complete(_SelectionAction, bpy.types.Operator):
-    """Complete the selected parts of a segmented asset (fill the holes left by segmentation)"""
-
-    bl_idname = "tripo.complete"
-    bl_label = "Complete Parts"
-    action = "complete"
+#: One operator per action, alike but for what they send: action -> (label, tooltip).
+ACTION_OPERATORS = {
+    "retexture": ("Retexture", "Texture the selected parts (or the whole asset) again with the "
+                  "texture prompt, reference image or style image; other parts keep their materials"),
+    "segment": ("Segment", "Split the asset into named parts (the original is hidden, not deleted)"),
+    "complete": ("Complete Parts", "Complete the selected parts of a segmented asset (fill the "
+                 "holes left by segmentation)"),
+    "lowpoly": ("Low Poly", "Make a low-poly version (of the selected parts), beside the original "
+                "or replacing it"),
+    "rig_check": ("Check Rig", "Ask Tripo whether the asset can be rigged and which rig type it "
+                  "detects"),
+    "rig": ("Rig", "Rig the asset with the chosen rig type and skeleton (the original is hidden)"),
+    "animate": ("Animate", "Add the preset animations (up to 5 per task) as named actions on the "
+                "asset's armature"),
+    "convert": ("Convert & Export", "Convert and export the asset (or one file per selected part) "
+                "into the export folder"),
+    "bring_to_tripo": ("Bring to Tripo", "Upload the selected mesh(es) to Tripo (import_model) so "
+                       "that every Tripo action works on them; the mesh is not changed"),
+}
 
 
-class TRIPO_OT_lowpoly(_SelectionAction, bpy.types.Operator):
-    """Make a low-poly version (of the selected parts), beside the original or replacing it"""
-
-    bl_idname = "tripo.lowpoly"
-    bl_label = "Low Poly"
-    action = "lowpoly"
+def _action_operator(action: str, label: str, tooltip: str) -> type:
+    return type(f"TRIPO_OT_{action}", (_SelectionAction, bpy.types.Operator), {
+        "__doc__": tooltip, "bl_idname": f"tripo.{action}", "bl_label": label, "action": action})
 
 
-class TRIPO_OT_rig_check(_SelectionAction, bpy.types.Operator):
-    """Ask Tripo whether the asset can be rigged and which rig type it detects"""
-
-    bl_idname = "tripo.rig_check"
-    bl_label = "Check Rig"
-    action = "rig_check"
-
-
-class TRIPO_OT_rig(_SelectionAction, bpy.types.Operator):
-    """Rig the asset with the chosen rig type and skeleton (the original is hidden)"""
-
-    bl_idname = "tripo.rig"
-    bl_label = "Rig"
-    action = "rig"
-
-
-class TRIPO_OT_animate(_SelectionAction, bpy.types.Operator):
-    """Add the preset animations (up to 5 per task) as named actions on the asset's armature"""
-
-    bl_idname = "tripo.animate"
-    bl_label = "Animate"
-    action = "animate"
-
-
-class TRIPO_OT_convert(_SelectionAction, bpy.types.Operator):
-    """Convert and export the asset (or one file per selected part) into the export folder"""
-
-    bl_idname = "tripo.convert"
-    bl_label = "Convert & Export"
-    action = "convert"
-
-
-class TRIPO_OT_bring_to_tripo(_SelectionAction, bpy.types.Operator):
-    """Upload the selected mesh(es) to Tripo (import_model) so that every Tripo action works on
-    them; the mesh is not changed"""
-
-    bl_idname = "tripo.bring_to_tripo"
-    bl_label = "Bring to Tripo"
-    action = "bring_to_tripo"
+ACTION_OPERATOR_CLASSES = tuple(_action_operator(action, *text) for action, text in ACTION_OPERATORS.items())
 
 
 # =========================================================================== panel
@@ -392,15 +347,7 @@ class TRIPO_PT_selection_export(_SelectionPanel, bpy.types.Panel):
 
 
 CLASSES = (
-    TRIPO_OT_retexture,
-    TRIPO_OT_segment,
-    TRIPO_OT_complete,
-    TRIPO_OT_lowpoly,
-    TRIPO_OT_rig_check,
-    TRIPO_OT_rig,
-    TRIPO_OT_animate,
-    TRIPO_OT_convert,
-    TRIPO_OT_bring_to_tripo,
+    *ACTION_OPERATOR_CLASSES,
     TRIPO_PT_selection,
     TRIPO_PT_selection_texture,
     TRIPO_PT_selection_mesh,

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import bpy
 
-from .blender import image_results, importer, metadata
+from .blender import importer, metadata
 from .blender import runtime as _runtime
 from .blender.settings import OfflineError
 from .core import costs
 from .core.protocol import errors, tasks
 from .core.engine import recipes
-from .core.engine.jobs import Job, Step
+from .core.engine.jobs import ANALYSIS_KIND_OF_TASK, Job, Step
 
 __all__ = [
     "configure", "generate", "submit", "wait", "wait_all", "run_task", "estimate",
@@ -146,12 +146,12 @@ def run_task(task_type: str, source=None, *, name: str | None = None,
         if not meta:
             raise errors.ValidationError(f"{source.name} did not come from Tripo (no metadata).")
         source, source_type = meta["model_task_id"], meta["task_type"]
-    if source is None and task_type in image_results.KIND_OF_TASK:
+    if source is None and task_type in ANALYSIS_KIND_OF_TASK:
         # Lands like image_to_splat() / image_to_depth(): a point cloud or a displaced plane.
         image = params.pop("input", None) or params.pop("image", None)
         if not image:
             raise errors.ValidationError(f"{task_type} needs an image (input=...).", field="input")
-        job = image_results.analysis_job(image_results.KIND_OF_TASK[task_type], image,
+        job = recipes.analysis_job(ANALYSIS_KIND_OF_TASK[task_type], image,
                                          options=params, name=name)
     elif source is not None:
         job = recipes.chained_job(task_type, source, params, source_type=source_type,
@@ -188,7 +188,7 @@ def image_to_depth(image: str, *, kind: str | None = None, process_res: int | No
 
 def _analysis(kind: str, image: str, options: dict, name, location, wait_for_result, timeout):
     meta = {"location": list(location)} if location is not None else None
-    job_id = submit(image_results.analysis_job(kind, image, options=options, name=name, meta=meta))
+    job_id = submit(recipes.analysis_job(kind, image, options=options, name=name, meta=meta))
     return wait(job_id, timeout)[0] if wait_for_result else job_id
 
 

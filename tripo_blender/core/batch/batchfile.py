@@ -27,6 +27,11 @@ The format (``examples/batch_reference.toml`` shows every key, commented)::
     variants = 2                 # per expanded prompt: model_seed = seed + k
     post = { texture = "weathered paint", lowpoly = 2000, export = ["STL", "FBX"] }
 
+    [[jobs]]
+    image = "refs/hall.png"
+    output = "depth"             # an image job's result: "model" (default), "splat" or "depth"
+    options = { kind = "color", process_res = 1008 }  # the options of that request only
+
 Each expanded asset becomes one :class:`~..engine.jobs.Job` (a chain of steps) whose downloads are
 named by step (``01_base.glb``, ``02_textured_full.glb``, ``06_export_full_stl.stl``...).
 Per-part work (``texture_parts``, ``export_parts``) needs the part names of the finished model,

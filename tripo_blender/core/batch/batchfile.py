@@ -909,7 +909,7 @@ class _Planner:
         those of [defaults] / [qc] are meant for the batch's models and are left out."""
         what = _OUTPUT_WORDS[output]
         label = tasks.task_label(task_type)
-        for key, (_value, path) in self.post_tables(index, job).items():
+        for _value, path in self.post_tables(index, job).values():
             if path[0] == "jobs":
                 fail(path, f"{path[-1]} post-processes a model, and output = \"{output}\" makes "
                            f"{what}: remove it, or set output = \"model\"")
@@ -1035,7 +1035,8 @@ class _Planner:
 
 
 def _not_an_option(key: str, output: str, task_type: str, takes: set) -> str:
-    rule = f"output = \"{output}\" ({tasks.task_label(task_type)}) takes only: {', '.join(sorted(takes)) or 'no options'}"
+    rule = (f"output = \"{output}\" ({tasks.task_label(task_type)}) takes only: "
+            f"{', '.join(sorted(takes)) or 'no options'}")
     if key in MODEL_OPTIONS:
         return f"'{key}' is an option of models; {rule} (set output = \"model\" for a model)"
     return f"'{key}' is not an option here; {rule}"

@@ -450,3 +450,111 @@ def test_example_batch_files_plan(tmod):
     assert {"text_to_model", "text_to_image", "image_to_model", "texture_model", "mesh_segmentation",
             "highpoly_to_lowpoly", "animate_rig", "animate_retarget", "convert_model"} <= kinds
     assert {w.kind for p in reference.plans for w in p.part_work} == {"texture", "export"}
+
+
+IMAGE_OUTPUTS_BATCH = """
+[batch]
+project = "IMG"
+naming = "{project}_{name}"
+blend = "images.blend"
+
+[defaults]
+options = { model = "v3.1-20260211", face_limit = 3000 }   # for the models; splat/depth leave them out
+
+[qc]
+max_non_manifold_edges = 1000
+
+[[jobs]]
+name = "bust"
+image = "bust.png"
+output = "splat"
+options = { model_seed = 9 }
+
+[[jobs]]
+name = "hall"
+image = "hall.png"
+output = "depth"
+options = { kind = "color", process_res = 256 }
+
+[[jobs]]
+name = "idol"
+image = "bust.png"
+"""
+
+
+def test_batch_image_jobs_make_splats_and_depth_maps(emulator, tmp_path):
+    emulator.configure(task_seconds=0.2)
+    batch = tmp_path / "images.toml"
+    batch.write_text(IMAGE_OUTPUTS_BATCH)
+    write_png(tmp_path / "bust.png", rgb=(150, 90, 60))
+    write_png(tmp_path / "hall.png", rgb=(60, 90, 150))
+    out = tmp_path / "out"
+    result = run_batch(emulator, batch, out)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # Each job sent as its own task type, with its own options only.
+    creates = {r["path"]: r["json"] for r in successful_creates(emulator)}
+    assert set(creates) == {"/v3/generation/image-to-splat", "/v3/generation/image-to-depth",
+                            "/v3/generation/image-to-model"}
+    splat_body = creates["/v3/generation/image-to-splat"]
+    assert set(splat_body) == {"input", "model_seed"} and splat_body["model_seed"] == 9
+    depth_body = creates["/v3/generation/image-to-depth"]
+    assert set(depth_body) == {"input", "kind", "process_res"}
+    assert (depth_body["kind"], depth_body["process_res"]) == ("color", 256)
+
+    # The report: the output, the task, QC fit for a point cloud / a plane, the estimate.
+    report = json.loads((out / "report.json").read_text())
+    assets = {a["asset_id"]: a for a in report["assets"]}
+    bust, hall, idol = assets["IMG_bust"], assets["IMG_hall"], assets["IMG_idol"]
+    assert [a["status"] for a in (bust, hall, idol)] == ["imported"] * 3
+    assert (bust["output"], hall["output"], idol["output"]) == ("splat", "depth", "model")
+    assert [t["type"] for t in bust["tasks"]] == ["image_to_splat"]
+    assert [t["type"] for t in hall["tasks"]] == ["image_to_depth"]
+    assert bust["qc"]["passed"] and set(bust["qc"]["checks"]) == {"points", "bounding_box"}
+    assert bust["qc"]["stats"]["points"] == 512
+    assert hall["qc"]["passed"] and set(hall["qc"]["checks"]) == {"depth_image", "bounding_box"}
+    assert hall["qc"]["stats"]["depth_image_size"] == [256, 256]  # process_res
+    assert "faces" in idol["qc"]["checks"]  # a model keeps the mesh checks
+    assert bust["estimated_credits"] == 10 and hall["estimated_credits"] == 10
+    assert bust["credits"] > 0 and hall["credits"] > 0
+    assert {"01_base.ply", "01_base.task.json"} <= set(bust["files"])
+    assert {"01_base_depth_image.png", "01_base.task.json"} <= set(hall["files"])
+    sidecar = json.loads((out / "IMG_hall" / "01_base.task.json").read_text())
+    assert sidecar["request"]["route"] == "/v3/generation/image-to-depth"
+    assert sidecar["meta"]["kind"] == "depth" and sidecar["qc"]["passed"]
+    text = (out / "report.txt").read_text()
+    assert any(line.startswith("IMG_bust") and " splat " in line for line in text.splitlines()), text
+    assert any(line.startswith("IMG_hall") and " depth " in line for line in text.splitlines()), text
+
+    # The contact sheet shows the depth map itself; a splat has no picture (a grey cell).
+    cells = {c["asset_id"]: c for c in report["contact_sheet"]["cells"]}
+    assert cells["IMG_hall"]["preview"] == "01_base_depth_image.png" and cells["IMG_hall"]["shown"]
+    assert cells["IMG_bust"]["preview"] is None and cells["IMG_bust"]["label"].endswith("QC ok")
+
+    # The .blend: a point cloud and a displaced plane, landed by the panel's own code, with the
+    # task's metadata and the batch's QC as custom properties, marked as assets.
+    roots = open_blend(out / "images.blend")
+    (cloud,), (plane,) = roots["IMG_bust"], roots["IMG_hall"]
+    cloud_meta, plane_meta = cloud["tripo"].to_dict(), plane["tripo"].to_dict()
+    assert cloud.type == "MESH" and len(cloud.data.vertices) > 0 and not cloud.data.polygons
+    assert any(m.type == "NODES" for m in cloud.modifiers)
+    assert cloud_meta["role"] == "splat" and cloud_meta["task_type"] == "image_to_splat"
+    assert cloud_meta["task_id"] == bust["tasks"][0]["task_id"]
+    assert cloud_meta["point_count"] == len(cloud.data.vertices)
+    assert cloud_meta["source_file"] == str(out / "IMG_bust" / "01_base.ply")
+    assert cloud_meta["qc_passed"] is True and cloud_meta["images"] == ["bust.png"]
+    image = plane.modifiers["Depth"].texture.image
+    assert image.packed_file is None and tuple(image.size) == (256, 256)  # loaded from the kept file
+    assert tuple(round(v, 3) for v in plane.dimensions[:2]) == (1.0, 1.0)
+    assert plane_meta["role"] == "depth" and plane_meta["task_id"] == hall["tasks"][0]["task_id"]
+    assert plane_meta["depth_kind"] == "color" and plane_meta["depth_image"] == image.name
+    assert plane_meta["batch_asset_id"] == "IMG_hall" and plane_meta["qc_passed"] is True
+    assert cloud.asset_data is not None and plane.asset_data is not None
+    assert "qc:passed" in {t.name for t in plane.asset_data.tags}
+
+    # A rerun finds both done: nothing is sent or imported again.
+    creates_before = len(emulator.creates())
+    again = run_batch(emulator, batch, out)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(emulator.creates()) == creates_before
+    assert all(len(objs) == 1 for objs in open_blend(out / "images.blend").values())

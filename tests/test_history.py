@@ -14,6 +14,9 @@ import bpy
 import pytest
 import requests
 
+from conftest import write_png
+from test_image_results import assert_depth_plane, assert_splat
+
 
 def made_elsewhere(emulator, prompt: str, **params) -> str:
     """A task created with the same key but not through Blender (the web console, a script)."""
@@ -24,6 +27,22 @@ def made_elsewhere(emulator, prompt: str, **params) -> str:
         proxies={"http": None, "https": None})
     response.raise_for_status()
     return response.json()["data"]["task_id"]
+
+
+def image_task_made_elsewhere(emulator, route: str, image: Path, **params) -> tuple[str, str]:
+    """An image task (splat, depth) created with the same key but not through Blender: the image
+    uploaded, then the task created on it. Returns (task id, the image's file token)."""
+    auth = {"Authorization": f"Bearer {emulator.api_key}"}
+    no_proxy = {"http": None, "https": None}
+    with open(image, "rb") as handle:
+        upload = requests.post(f"{emulator.base_url}/v3/files", headers=auth, proxies=no_proxy, timeout=30,
+                               files={"file": (image.name, handle, "image/png")})
+    upload.raise_for_status()
+    token = upload.json()["data"]["file_token"]
+    response = requests.post(f"{emulator.base_url}{route}", json={"input": token, **params},
+                             headers=auth, proxies=no_proxy, timeout=30)
+    response.raise_for_status()
+    return response.json()["data"]["task_id"], token
 
 
 def tripo_roots():
@@ -152,3 +171,37 @@ def test_history_panel_draws_from_memory_and_the_timer_scans(connected, tmod):
     assert "a rusty anchor" in labels(log)
     assert ("set", "tripo.history_reimport.task_id", task_id) in log
     assert ("operator", "tripo.import_task", True) in log
+
+
+def test_import_by_task_id_of_a_splat_made_elsewhere_lands_as_a_point_cloud(connected, tmod, tmp_path):
+    task_id, token = image_task_made_elsewhere(connected, "/v3/generation/image-to-splat",
+                                               write_png(tmp_path / "bust.png"), model_seed=3)
+    before = len(connected.creates())
+    assert bpy.ops.tripo.import_task(task_id=task_id) == {"FINISHED"}
+    (root,) = tripo_roots()
+    assert_splat(root, connected, token)  # exactly as a splat made from the panel
+    assert root.name == f"Tripo task {task_id[:8]} splat"
+    assert json.loads(root["tripo"]["params_json"])["model_seed"] == 3
+    assert len(connected.creates()) == before, "importing a task creates none"
+    downloads = [r["path"] for r in connected.requests() if r.get("kind") == "download"]
+    assert len(downloads) == 1, downloads  # the PLY only: a splat has no preview to fetch
+
+    # It is in the history as a splat: re-imported as one, with no network.
+    entry = next(e for e in tmod("api").history() if e.task_id == task_id)
+    assert entry.task_type == "image_to_splat" and tmod("blender.history").can_reimport(entry)
+    again = tmod("api").reimport(task_id)
+    assert again.root["tripo"]["role"] == "splat" and again.root is not root
+
+
+def test_import_by_task_id_of_a_depth_map_made_elsewhere_lands_as_a_displaced_plane(connected, tmod, tmp_path):
+    task_id, _token = image_task_made_elsewhere(connected, "/v3/generation/image-to-depth",
+                                                write_png(tmp_path / "hall.png"), kind="color",
+                                                process_res=256)
+    result = tmod("api").import_task(task_id, timeout=60)
+    root = result.root
+    assert_depth_plane(root, connected, "color")  # exactly as a depth map made from the panel
+    assert root.name == f"Tripo task {task_id[:8]} depth"
+    files = result.files
+    assert list(files) == ["1:depth_image_url"] and files["1:depth_image_url"].endswith(".png")
+    assert root.modifiers["Depth"].texture.image.size[0] == 256
+    assert len(connected.creates()) == 1  # the one made "elsewhere"; importing created none

@@ -24,6 +24,7 @@ def assert_sidecar_beside(path: str, task_id: str) -> None:
 
 
 def assert_splat(obj, connected, image_name: str) -> None:
+    """What every splat lands as (panel, API, batch, import by task id)."""
     task_id = next(t for t, rec in connected.tasks().items() if rec["type"] == "image_to_splat")
     assert obj.type == "MESH" and len(obj.data.vertices) == 512 and not obj.data.polygons
     attributes = obj.data.attributes
@@ -36,6 +37,27 @@ def assert_splat(obj, connected, image_name: str) -> None:
     assert meta["point_count"] == 512
     assert meta["source_file"].endswith(".ply") and os.path.isfile(meta["source_file"])
     assert_sidecar_beside(meta["source_file"], task_id)
+    assert obj.asset_data is not None and "image_to_splat" in {t.name for t in obj.asset_data.tags}
+
+
+def assert_depth_plane(obj, connected, depth_kind: str) -> None:
+    """What every depth map lands as (panel, API, batch, import by task id)."""
+    task_id = next(t for t, rec in connected.tasks().items() if rec["type"] == "image_to_depth")
+    assert obj.type == "MESH"
+    displace = obj.modifiers["Depth"]
+    assert displace.type == "DISPLACE" and displace.texture_coords == "UV"
+    image = displace.texture.image
+    assert image.packed_file is None and os.path.isfile(image.filepath)  # kept as a file
+    assert image.size[0] > 0 and image.colorspace_settings.name == "Non-Color"
+    assert tuple(round(v, 3) for v in obj.dimensions[:2]) == (1.0, 1.0)  # square depth map
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    assert evaluated.dimensions.z > 0.05  # the relief is there
+    meta = tripo_meta(obj)
+    assert meta["role"] == "depth" and meta["task_type"] == "image_to_depth" and meta["task_id"] == task_id
+    assert meta["depth_kind"] == depth_kind and meta["source_file"] == bpy.path.abspath(image.filepath)
+    assert meta["depth_image"] == image.name
+    assert_sidecar_beside(meta["source_file"], task_id)
+    assert obj.asset_data is not None and obj.preview.image_size[0] > 0  # preview: the depth map
 
 
 def test_image_to_splat_from_the_api(connected, tmod, tmp_path):
@@ -60,20 +82,11 @@ def test_image_to_depth_from_the_api_is_a_displaced_plane(connected, tmod, tmp_p
     assert create["path"] == "/v3/generation/image-to-depth"
     assert create["json"]["kind"] == "gray" and create["json"]["process_res"] == 504  # sent, not left to the server
     obj = result.root
-    assert obj.name == "room depth" and obj.type == "MESH"
+    assert obj.name == "room depth"
     assert tuple(round(v, 4) for v in obj.location) == (0.0, 3.0, 0.0)
-    displace = obj.modifiers["Depth"]
-    assert displace.type == "DISPLACE" and displace.texture_coords == "UV"
-    image = displace.texture.image
-    assert image.packed_file is None and os.path.isfile(image.filepath)  # kept as a file
-    assert tuple(round(v, 3) for v in obj.dimensions[:2]) == (1.0, 1.0)  # square depth map
-    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    assert evaluated.dimensions.z > 0.05  # the relief is there
-    meta = tripo_meta(obj)
-    task_id = next(t for t, rec in connected.tasks().items() if rec["type"] == "image_to_depth")
-    assert meta["role"] == "depth" and meta["task_id"] == task_id
-    assert meta["depth_kind"] == "gray" and meta["source_file"] == bpy.path.abspath(image.filepath)
-    assert_sidecar_beside(meta["source_file"], task_id)
+    assert_depth_plane(obj, connected, "gray")
+    assets = tmod("blender.assets")
+    assert obj.asset_data.catalog_id == assets.catalog_id(assets.catalog_path("Interactive", "depth"))
     # Textured with the photo it was made from: a relief of the picture.
     material = obj.data.materials[0]
     images = [n.image for n in material.node_tree.nodes if n.type == "TEX_IMAGE"]

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 import bpy
 
-from .blender import image_results, importer, metadata
+from .blender import importer, metadata
 from .blender import runtime as _runtime
 from .blender.settings import OfflineError
 from .core import costs
 from .core.protocol import errors, tasks
 from .core.engine import recipes
-from .core.engine.jobs import Job, Step
+from .core.engine.jobs import ANALYSIS_KIND_OF_TASK, Job, Step
 
 __all__ = [
     "configure", "generate", "submit", "wait", "wait_all", "run_task", "estimate",
@@ -139,20 +139,21 @@ def generate(prompt: str | None = None, *, image: str | None = None,
 
 def run_task(task_type: str, source=None, *, name: str | None = None,
              wait_for_result: bool = True, timeout: float | None = None, **params):
-    """Runs any task type. `source` is a Tripo object (its model task is used) or a task id."""
+    """Runs any task type. `source` is a Tripo object (its model task is used) or a task id.
+    image_to_splat / image_to_depth with `input=` (an image) land as image_to_splat() and
+    image_to_depth() do."""
     source_type = None
     if source is not None and not isinstance(source, str):
         meta = metadata.read(source)
         if not meta:
             raise errors.ValidationError(f"{source.name} did not come from Tripo (no metadata).")
         source, source_type = meta["model_task_id"], meta["task_type"]
-    if source is None and task_type in image_results.KIND_OF_TASK:
+    if source is None and task_type in ANALYSIS_KIND_OF_TASK:
         # Lands like image_to_splat() / image_to_depth(): a point cloud or a displaced plane.
         image = params.pop("input", None) or params.pop("image", None)
         if not image:
             raise errors.ValidationError(f"{task_type} needs an image (input=...).", field="input")
-        job = image_results.analysis_job(image_results.KIND_OF_TASK[task_type], image,
-                                         options=params, name=name)
+        job = recipes.analysis_job(ANALYSIS_KIND_OF_TASK[task_type], image, options=params, name=name)
     elif source is not None:
         job = recipes.chained_job(task_type, source, params, source_type=source_type,
                                   label=name or tasks.task_label(task_type))
@@ -188,15 +189,17 @@ def image_to_depth(image: str, *, kind: str | None = None, process_res: int | No
 
 def _analysis(kind: str, image: str, options: dict, name, location, wait_for_result, timeout):
     meta = {"location": list(location)} if location is not None else None
-    job_id = submit(image_results.analysis_job(kind, image, options=options, name=name, meta=meta))
+    job_id = submit(recipes.analysis_job(kind, image, options=options, name=name, meta=meta))
     return wait(job_id, timeout)[0] if wait_for_result else job_id
 
 
 def import_task(task_id: str, *, name: str | None = None, wait_for_result: bool = True,
                 timeout: float | None = None):
     """Imports a task made elsewhere with the same key (the web console, another machine): the
-    worker reads it (GET /v3/tasks/{id}), downloads its outputs and the model is imported with
-    its metadata. Nothing is created or billed. Returns a Result (or the job id)."""
+    worker reads it (GET /v3/tasks/{id}), waits for it if it still runs, downloads its outputs
+    and imports them with its metadata, as a job made here would land: a model, or for an
+    image_to_splat / image_to_depth task a point cloud / a displaced plane (see image_to_splat,
+    image_to_depth). Nothing is created or billed. Returns a Result (or the job id)."""
     job_id = _runtime.get_runtime().import_task(task_id, name=name)
     return wait(job_id, timeout)[0] if wait_for_result else job_id
 
@@ -213,7 +216,8 @@ def history(query: str = "", *, refresh: bool = True) -> list:
 
 
 def reimport(task_id: str):
-    """Imports a known task's downloaded model again (no network); returns the ImportResult."""
+    """Imports a known task's downloaded model (or splat, or depth map) again, at the 3D cursor
+    (no network); returns the ImportResult."""
     from .blender import history as _history
     cache = _history.get_history()
     entry = cache.get(task_id) or (cache.refresh() and cache.get(task_id))

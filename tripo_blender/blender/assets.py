@@ -96,6 +96,9 @@ def asset_type_of(job: dict, armature, several_objects: bool) -> str:
         return str(batch["type"])
     if armature is not None:
         return "rigged"
+    kind = (job.get("meta") or {}).get("kind")
+    if kind in ("splat", "depth"):  # image analysis results: not models
+        return kind
     return "parts" if several_objects else "model"
 
 

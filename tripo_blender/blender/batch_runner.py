@@ -512,8 +512,10 @@ class BatchRun:
             trimmed["steps"] = record["steps"][: plan.import_step + 1]
             trimmed["meta"] = {**(record.get("meta") or {}), "location": self.grid_location(plan)}
             started = time.perf_counter()
+            # The panel's import for the job's kind: a model, or a splat / depth map (image_results).
+            land = runtime.IMPORT_HANDLERS.get((record.get("meta") or {}).get("kind"), importer.import_job)
             try:
-                result = importer.import_job(context, trimmed)
+                result = land(context, trimmed)
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
                 log.exception("import of %s failed", plan.asset_id)
                 self.import_errors[job_id] = f"the result could not be imported: {exc}"
@@ -525,13 +527,14 @@ class BatchRun:
             self.objects_of(job_id)  # make sure the index exists, then add the new objects
             self._objects_by_job[job_id] = objects
             if not objects:
-                self.import_errors[job_id] = "the job produced no model file Blender can import"
+                what = {"splat": "splat", "depth": "depth map"}.get(plan.output, "model file")
+                self.import_errors[job_id] = f"the job produced no {what} Blender can import"
                 self.failed.add(job_id)
                 self.write_sidecars(record)
                 return False
         self.import_errors.pop(job_id, None)
         self.failed.discard(job_id)
-        result_qc = qc_checks.check_asset(objects, **plan.qc)
+        result_qc = qc_checks.check_asset(objects, output=plan.output, **plan.qc)
         self.qc[job_id] = result_qc
         root = next((o for o in objects if o.parent not in objects), objects[0])
         try:
@@ -734,9 +737,16 @@ class BatchRun:
         self.last_save = time.monotonic()
 
     def preview_of(self, plan: batchfile.AssetPlan) -> str | None:
+        """The contact sheet's picture: Tripo's rendered preview, or a depth map itself (a splat
+        has no picture: its cell stays grey)."""
         record = self.records.get(plan.job_id) or {}
         steps = (record.get("steps") or [])[: plan.import_step + 1]
-        return importer.preview_file({"steps": steps}) if steps else None
+        if not steps:
+            return None
+        depth_map = (steps[-1].get("files") or {}).get("depth_image_url")
+        if plan.output == "depth" and depth_map and os.path.isfile(depth_map):
+            return depth_map
+        return importer.preview_file({"steps": steps})
 
     def write_contact_sheet(self) -> dict | None:
         entries = []
@@ -792,7 +802,7 @@ class BatchRun:
                 "asset_id": plan.asset_id, "job_id": plan.job_id, "status": self.asset_status(plan),
                 "source": plan.source, "name": plan.name, "type": plan.type, "prompt": plan.prompt,
                 "fields": plan.fields, "variant": plan.variant, "generation": plan.generation,
-                "seed": plan.seed, "tags": plan.tags, "folder": plan.asset_id,
+                "seed": plan.seed, "tags": plan.tags, "folder": plan.asset_id, "output": plan.output,
                 "tasks": [{"step": i + 1, "type": s.get("task_type"), "task_id": s.get("task_id"),
                            "state": s.get("state"), "stem": batchfile.step_stem(s, i)}
                           for i, s in enumerate(record.get("steps") or [])],
@@ -868,13 +878,13 @@ class BatchRun:
             "",
         ]
         width = max([len(a["asset_id"]) for a in report["assets"]] + [8])
-        lines.append(f"{'asset':<{width}}  {'status':<17} {'credits':>8} {'time':>8}  QC")
+        lines.append(f"{'asset':<{width}}  {'output':<6} {'status':<17} {'credits':>8} {'time':>8}  QC")
         for asset in report["assets"]:
             qc = asset["qc"]
             qc_text = "-" if not qc else ("ok" if qc["passed"] else "FAILED: " + ", ".join(qc["failed"]))
             seconds = f"{asset['seconds']:.1f}s" if asset["seconds"] is not None else "-"
-            lines.append(f"{asset['asset_id']:<{width}}  {asset['status']:<17} {asset['credits']:>8g} "
-                         f"{seconds:>8}  {qc_text}")
+            lines.append(f"{asset['asset_id']:<{width}}  {asset['output']:<6} {asset['status']:<17} "
+                         f"{asset['credits']:>8g} {seconds:>8}  {qc_text}")
         problems = [a for a in report["assets"] if a["error"] or (a["qc"] and not a["qc"]["passed"])
                     or any(p["status"] == "failed" for p in a["part_jobs"])]
         if problems:

@@ -1,8 +1,11 @@
 """Image analysis results in the scene: a Gaussian splat as a point cloud, a depth map as an
-image and a displaced plane (main thread only, except `analysis_job`, which is plain Python).
+image and a displaced plane (main thread only; their jobs are built by
+`core.engine.recipes.analysis_job`).
 
 What lands (each object tagged with the Tripo metadata, `role` "splat" or "depth", at the 3D
-cursor; the downloaded file stays in the job's download folder beside its `.task.json` sidecar):
+cursor, marked as an asset like every imported model; the downloaded file stays in the job's
+download folder beside its `.task.json` sidecar). The panel, the scripting API, batch runs and
+import by task id all land them here (runtime.IMPORT_HANDLERS, by job.meta["kind"]):
 - image_to_splat: the PLY read by Blender's PLY importer (4.0+) into a mesh of vertices, one per
   splat, with the splat's attributes (f_dc_*, opacity, scale_*, rot_*) kept as point attributes,
   a colour attribute "Col" from the DC colour, and a Geometry Nodes modifier that shows the
@@ -23,17 +26,11 @@ from pathlib import Path
 
 import bpy
 
-from ..core.protocol import tasks
-from ..core.engine.jobs import Job, Step
-from ..core.engine.recipes import asset_label, clean_options
-from . import importer, metadata
+from . import assets, importer, metadata
 
 log = logging.getLogger(__name__)
 
-SPLAT, DEPTH = "splat", "depth"
-#: job.meta["kind"] -> the task type it runs and the output it downloads.
-KINDS = {SPLAT: (tasks.IMAGE_TO_SPLAT, "model_url"), DEPTH: (tasks.IMAGE_TO_DEPTH, "depth_image_url")}
-KIND_OF_TASK = {task_type: kind for kind, (task_type, _) in KINDS.items()}
+SPLAT, DEPTH = "splat", "depth"  # job.meta["kind"]: see core.engine.jobs.ANALYSIS_KINDS
 
 # The depth plane: 1 m on its longer side (the size Tripo's models come in), and a relief of a
 # quarter of that at full brightness: the shape reads clearly without turning into spikes.
@@ -44,22 +41,6 @@ DEPTH_PLANE_SEGMENTS = 200  # on the longer side: enough relief detail, ~40k ver
 # Points drawn for the splats when the PLY carries no scales (metres).
 SPLAT_POINT_RADIUS = 0.005
 _SH_C0 = 0.28209479177387814  # degree-0 spherical harmonic: colour = 0.5 + C0 * f_dc
-
-
-def analysis_job(kind: str, image: str, *, options: dict | None = None, name: str | None = None,
-                 prompt: str | None = None, meta: dict | None = None) -> Job:
-    """The job of an image-to-splat ("splat") or image-to-depth ("depth") request; `image` is a
-    local file (uploaded at create time), a file token or a URL. The server's defaults are sent
-    (depth kind and resolution), so no result depends on them."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown image analysis kind {kind!r}; one of {', '.join(KINDS)}")
-    task_type, output = KINDS[kind]
-    defaults = tasks.ImageToDepthRequest.SERVER_DEFAULTS if kind == DEPTH else {}
-    params = {"input": image, **defaults, **clean_options(options)}
-    label = name or f"{asset_label(prompt or Path(image).stem)} {kind}"
-    job_meta = {"name": label, "prompt": prompt or "", "images": [os.path.basename(image)],
-                "kind": kind, **(meta or {})}
-    return Job.new(label, [Step(task_type, params, downloads=(output,))], job_meta)
 
 
 def _result_file(job: dict, output: str) -> tuple[int, str | None]:
@@ -83,9 +64,14 @@ def _kept_only(job: dict, result: importer.ImportResult, why: str, path: str):
     return result
 
 
-def _place_and_select(context, job: dict, result: importer.ImportResult, obj) -> None:
+def _land(context, job: dict, result: importer.ImportResult, obj, step_meta: dict) -> None:
+    """Places the object, marks it as an asset (like every imported model) and selects it."""
     obj.location = job.get("meta", {}).get("location") or context.scene.cursor.location
     result.root, result.objects = obj, [obj]
+    try:
+        assets.mark(context, job, result, step_meta, [])
+    except Exception:  # noqa: BLE001 - the object is in the scene with its metadata: keep it
+        log.exception("%s could not be marked as an asset", obj.name)
     for other in context.view_layer.objects:
         other.select_set(other is obj)
     context.view_layer.objects.active = obj
@@ -115,10 +101,10 @@ def import_splat(context, job: dict) -> importer.ImportResult:
     obj.name = obj.data.name = name
     _splat_colours(obj.data)
     _show_as_points(obj)
-    metadata.write(obj, {**importer.base_metadata(job, step_index), "role": "splat",
-                         "part_name": "", "source_file": path,
-                         "point_count": len(obj.data.vertices)})
-    _place_and_select(context, job, result, obj)
+    step_meta = {**importer.base_metadata(job, step_index), "role": "splat", "part_name": "",
+                 "source_file": path, "point_count": len(obj.data.vertices)}
+    metadata.write(obj, step_meta)
+    _land(context, job, result, obj, step_meta)
     log.info("imported the splat %s: %d point(s)", name, len(obj.data.vertices))
     return result
 
@@ -227,11 +213,12 @@ def import_depth(context, job: dict) -> importer.ImportResult:
     source = _local_source_image(job, step_index)
     obj.data.materials.append(_depth_material(name, source or image))
     params = job["steps"][step_index].get("params") or {}
-    metadata.write(obj, {**importer.base_metadata(job, step_index), "role": "depth",
-                         "part_name": "", "source_file": path, "depth_image": image.name,
-                         "depth_kind": params.get("kind") or "", "depth_strength": DEPTH_STRENGTH})
-    _place_and_select(context, job, result, obj)
-    result.preview = image
+    step_meta = {**importer.base_metadata(job, step_index), "role": "depth", "part_name": "",
+                 "source_file": path, "depth_image": image.name,
+                 "depth_kind": params.get("kind") or "", "depth_strength": DEPTH_STRENGTH}
+    metadata.write(obj, step_meta)
+    result.preview = image  # also the asset's preview
+    _land(context, job, result, obj, step_meta)
     log.info("imported the depth map %s (%d x %d px)", name, width, height)
     return result
 

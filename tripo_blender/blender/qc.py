@@ -19,6 +19,13 @@ Checks (a threshold of None skips the check, which then passes with `"limit": nu
   required, materials without any image texture;
 - parts: the number of mesh objects, at least `min_parts`.
 
+A splat or a depth map (`output` "splat" / "depth", see blender/image_results) is no model: a
+point cloud is all loose vertices and a depth plane has open edges by design, and neither has
+faces to count against a face limit. So they get the checks that mean something for them:
+- points (splat): the point cloud holds at least one point;
+- depth_image (depth): the image displacing the plane is loaded, has pixels and its file exists;
+- bounding_box, as above.
+
 A check never raises: bad or unusual geometry turns into a failed check with a message.
 """
 
@@ -134,8 +141,9 @@ def _world_bounds(meshes) -> tuple[list[float], list[float]] | None:
 
 def check_asset(objects, *, max_faces=None, max_vertices=None, min_size=0.01, max_size=100.0,
                 max_non_manifold_edges=0, max_loose=0, require_textures=False, min_parts=None,
-                **_ignored) -> dict:
-    """QC of one asset's objects (the ImportResult's objects). Never raises."""
+                output="model", **_ignored) -> dict:
+    """QC of one asset's objects (the ImportResult's objects); `output` "model", "splat" or
+    "depth" chooses the checks. Never raises."""
     checks: dict[str, dict] = {}
     stats: dict = {}
     try:
@@ -233,10 +241,32 @@ def check_asset(objects, *, max_faces=None, max_vertices=None, min_size=0.01, ma
         return _check(ok, count, int(min_parts),
                       f"{count} part(s)" + ("" if ok else f", fewer than {min_parts}"))
 
+    def points():
+        count = sum(len(o.data.vertices) for o in meshes)
+        stats["points"] = count
+        return _check(count > 0, count, 1, f"{count} splat point(s)" if count else "the splat has no points")
+
+    def depth_image():
+        images = [m.texture.image for o in meshes for m in o.modifiers
+                  if m.type == "DISPLACE" and m.texture is not None and m.texture.type == "IMAGE"]
+        if not images:
+            return _check(False, 0, None, "no depth map displaces the plane")
+        problems = [p for p in map(_image_problem, images) if p]
+        if problems:
+            return _check(False, len(images), None, "; ".join(problems))
+        stats["depth_image_size"] = list(images[0].size[:])
+        width, height = stats["depth_image_size"]
+        return _check(True, len(images), None, f"depth map '{images[0].name}', {width} x {height} px")
+
+    checks_of = {
+        "model": (("faces", faces), ("vertices", vertices), ("bounding_box", bounding_box),
+                  ("non_manifold_edges", non_manifold), ("loose_geometry", loose),
+                  ("textures", textures), ("parts", parts)),
+        "splat": (("points", points), ("bounding_box", bounding_box)),
+        "depth": (("depth_image", depth_image), ("bounding_box", bounding_box)),
+    }
     if meshes:
-        for name, fn in (("faces", faces), ("vertices", vertices), ("bounding_box", bounding_box),
-                         ("non_manifold_edges", non_manifold), ("loose_geometry", loose),
-                         ("textures", textures), ("parts", parts)):
+        for name, fn in checks_of.get(output, checks_of["model"]):
             guarded(name, fn)
     failed = [name for name, check in checks.items() if not check.get("passed")]
     return {"passed": not failed, "failed": failed, "checks": checks, "stats": stats}

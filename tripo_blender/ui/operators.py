@@ -18,7 +18,7 @@ import os
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from ..blender import image_results, importer
+from ..blender import importer
 from ..blender.runtime import describe, get_runtime
 from ..blender.settings import OfflineError, user_data_dir
 from ..core.protocol import errors
@@ -59,7 +59,7 @@ def job_from_settings(settings, prompt: str | None = None):
         if not path:
             raise errors.ValidationError("Choose a reference image (a file or an image in Blender).")
         if settings.analysis_kind():
-            return image_results.analysis_job(settings.analysis_kind(), path, name=name,
+            return recipes.analysis_job(settings.analysis_kind(), path, name=name,
                                               options=settings.analysis_options(),
                                               prompt=prompt or None)
         return recipes.generation_job(prompt=prompt or None, image=path, options=options, name=name)

@@ -11,7 +11,7 @@ import time
 
 import bpy
 
-from ..blender import image_results, importer
+from ..blender import importer
 from ..blender.runtime import get_runtime
 from ..blender.settings import configured_provider
 from ..core.providers import capabilities
@@ -31,7 +31,7 @@ def estimate_for(settings, provider: str) -> tuple[str, str]:
 
 @functools.lru_cache(maxsize=64)
 def _estimate_analysis(provider: str, kind: str, option_items: tuple) -> tuple[str, str]:
-    task_type = image_results.KINDS[kind][0]
+    task_type = core_jobs.ANALYSIS_KINDS[kind][0]
     unavailable = capabilities.feature_unavailable_reason(provider, task_type, dict(option_items))
     if unavailable:
         return "", unavailable

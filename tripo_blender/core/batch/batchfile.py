@@ -27,6 +27,11 @@ The format (``examples/batch_reference.toml`` shows every key, commented)::
     variants = 2                 # per expanded prompt: model_seed = seed + k
     post = { texture = "weathered paint", lowpoly = 2000, export = ["STL", "FBX"] }
 
+    [[jobs]]
+    image = "refs/hall.png"
+    output = "depth"             # an image job's result: "model" (default), "splat" or "depth"
+    options = { kind = "color", process_res = 1008 }  # the options of that request only
+
 Each expanded asset becomes one :class:`~..engine.jobs.Job` (a chain of steps) whose downloads are
 named by step (``01_base.glb``, ``02_textured_full.glb``, ``06_export_full_stl.stl``...).
 Per-part work (``texture_parts``, ``export_parts``) needs the part names of the finished model,
@@ -62,7 +67,8 @@ from pydantic import ValidationError as PydanticValidationError
 from .. import costs
 from ..files import safe_name
 from ..protocol import chains, errors, tasks
-from ..engine.jobs import Job, Step
+from ..engine import recipes
+from ..engine.jobs import ANALYSIS_KINDS, Job, Step
 from .schema import (FORMAT_VERSION, AnimationSpec, BatchSpec, JobSpec, PartTextureSpec, TextureSpec,
                      schema_problems, value_at)
 from .source import BatchFileError, Problem, detect_format, line_of, parse_text
@@ -85,6 +91,18 @@ QC_DEFAULTS: dict[str, Any] = {
     "require_textures": None,        # default: when textures were asked for
     "min_parts": None,               # default: 2 when parts were asked for
 }
+
+#: What an image job makes (`output`): a model (image to model), or an image analysis result
+#: (image to splat, image to depth), which lands as a point cloud or a displaced plane.
+OUTPUT_MODEL = "model"
+OUTPUTS = (OUTPUT_MODEL, *ANALYSIS_KINDS)
+_OUTPUT_WORDS = {"splat": "a Gaussian splat", "depth": "a depth map"}
+#: Options of the model generation requests (what [defaults] options usually hold); a splat or
+#: depth job leaves those of [defaults] out, and refuses its own.
+MODEL_OPTIONS = frozenset().union(*(tasks.request_class(t).model_fields for t in tasks.GENERATION_TYPES)) \
+    - {"input", "inputs", "prompt", "negative_prompt"}
+#: QC thresholds that apply to a splat or depth result (the others measure meshes).
+ANALYSIS_QC_KEYS = ("min_size", "max_size")
 
 # Fixed stage numbers: a step kind always gets the same prefix, whatever else the chain holds.
 STAGES = {
@@ -179,6 +197,7 @@ class AssetPlan:
     generation: int = 1
     seed: Optional[int] = None
     tags: Any = None
+    output: str = OUTPUT_MODEL  # "model", "splat" or "depth"
     import_step: int = 0
     qc: dict = field(default_factory=dict)
     part_work: list[PartWork] = field(default_factory=list)
@@ -528,6 +547,17 @@ class _Planner:
         def fail(path: tuple, message: str) -> None:
             problems.append(Problem(tasks.format_field_path(path), message, line_of(self.lines, path)))
 
+        output, output_path = self.merged(index, job, "output")
+        output = output or OUTPUT_MODEL
+        if output not in OUTPUTS:
+            fail(output_path, f"output must be one of {', '.join(OUTPUTS)} (got {output!r})")
+            raise _Problems(problems)
+        analysis_type, result_output = ANALYSIS_KINDS.get(output, (None, None))
+        # What the analysis request takes besides its image (from its request model).
+        takes = set(tasks.request_class(analysis_type).model_fields) - {"input"} if analysis_type else None
+        if analysis_type:
+            self.check_analysis_job(index, job, output, analysis_type, takes, fail)
+
         # Generation options and where each came from.
         options: dict[str, Any] = {}
         origin: dict[str, tuple] = {}
@@ -535,9 +565,16 @@ class _Planner:
                              (("jobs", index, "options"), job.options),
                              (variant_path, overrides)):
             for key, value in table.items():
+                if takes is not None and key not in takes:
+                    if scope[0] == "defaults" and key in MODEL_OPTIONS:
+                        continue  # set for every job's model: this job makes none
+                    fail(scope + (key,), _not_an_option(key, output, analysis_type, takes))
+                    continue
                 options[key] = value
                 origin[key] = scope + (key,)
         seed, seed_path = self.merged(index, job, "seed")
+        if takes is not None and "model_seed" not in takes:
+            seed = None  # the job's own seed was refused above; a default one does not apply
         prompt_t, prompt_path = self.merged(index, job, "prompt")
         negative_t, negative_path = self.merged(index, job, "negative_prompt")
         image_t, image_path = self.merged(index, job, "image")
@@ -548,7 +585,7 @@ class _Planner:
         prompt = render(prompt_t, values) if prompt_t else None
         negative = render(negative_t, values) if negative_t else None
         n_variants = len(self.variants(index, job))  # already checked in plan()
-        if "model_seed" not in options:
+        if "model_seed" not in options and (takes is None or "model_seed" in takes):
             if seed is not None:
                 options["model_seed"] = seed + variant - 1
                 origin["model_seed"] = seed_path
@@ -567,7 +604,22 @@ class _Planner:
             fail(("jobs", index), "each job needs a prompt, an image or images (multiview)")
         steps: list[Step] = []
         images_meta: list[str] = []
-        if image_t or images_t:
+        analysis_step = {"file_stem": STAGES["base"], "downloads": (result_output,)}
+        if analysis_type and images_t:
+            fail(images_path, f"output = \"{output}\" reads one image (image = \"...\"); multiview "
+                              "images make models only")
+        elif analysis_type and not image_t and not text_to_image and prompt:
+            fail(output_path, f"output = \"{output}\" needs an image: give image = \"...\", or "
+                              "text_to_image = true to draw one from the prompt first")
+        elif analysis_type and image_t:
+            path = self.file(render(image_t, values))
+            images_meta = [os.path.basename(path)]
+            steps.append(Step(analysis_type, {"input": path, **recipes.analysis_defaults(analysis_type),
+                                              **options}, **analysis_step))
+            gen_source = image_path
+            if negative_t and negative_path[0] == "jobs":
+                fail(negative_path, "negative_prompt applies to text prompts only (not to image jobs)")
+        elif image_t or images_t:
             if images_t:
                 views = images_t
                 if isinstance(views, dict):
@@ -596,8 +648,12 @@ class _Planner:
                 concept["negative_prompt"] = negative
             steps.append(Step(tasks.TEXT_TO_IMAGE, concept, file_stem=STAGES["concept"],
                               downloads=("generated_image_url",)))
-            steps.append(Step(tasks.IMAGE_TO_MODEL, dict(options), input_from=0, file_stem=STAGES["base"],
-                              downloads=("model_url", "rendered_image_url")))
+            if analysis_type:
+                steps.append(Step(analysis_type, {**recipes.analysis_defaults(analysis_type), **options},
+                                  input_from=0, **analysis_step))
+            else:
+                steps.append(Step(tasks.IMAGE_TO_MODEL, dict(options), input_from=0, file_stem=STAGES["base"],
+                                  downloads=("model_url", "rendered_image_url")))
             gen_source = prompt_path
         else:
             params = {"prompt": prompt, **options}
@@ -619,7 +675,8 @@ class _Planner:
         step_paths.append((gen_origin, ("jobs", index, "options") if job.options else gen_source))
 
         parts = bool(options.get("generate_parts"))
-        textured = not parts and (options.get("texture") is not False or bool(options.get("pbr")))
+        textured = not analysis_type and not parts and (options.get("texture") is not False or
+                                                        bool(options.get("pbr")))
         face_limit = options.get("face_limit")
         kind_parts = parts
         model_idx = gen_index          # the latest model of the chain
@@ -628,6 +685,8 @@ class _Planner:
         static_idx = gen_index         # latest step convert accepts
         texture_source = gen_index     # texture_model accepts generation / texture results
         post = self.post_tables(index, job)
+        if analysis_type:
+            post = {}  # the job's own post-steps were refused; the defaults' are for models
 
         def add(task_type: str, params: dict, stage: str, source: int, where: tuple, origin_map: dict,
                 downloads=("model_url",)) -> int:
@@ -769,7 +828,7 @@ class _Planner:
             raise _Problems(problems)
 
         job_meta = {
-            "kind": "parts" if kind_parts else "model",
+            "kind": output if analysis_type else "parts" if kind_parts else "model",
             "prompt": prompt or "",
             "images": images_meta,
             "import_step": import_step,
@@ -809,6 +868,8 @@ class _Planner:
             qc["require_textures"] = textured
         if qc["min_parts"] is None:
             qc["min_parts"] = 2 if kind_parts else None
+        if analysis_type:  # the mesh thresholds measure models (checked in check_analysis_job)
+            qc = {key: qc[key] for key in ANALYSIS_QC_KEYS}
 
         job_meta["name"] = folder
         job_meta["asset_id"] = folder
@@ -820,9 +881,36 @@ class _Planner:
         return AssetPlan(index=position, asset_id=folder, job=main, name=name, type=type_value,
                          prompt=prompt or "", source=f"jobs[{index}]", fields=_plain(fields), variant=variant,
                          generation=generation, seed=options.get("model_seed"),
-                         tags=_plain(self.tags(index, job)), import_step=import_step, qc=qc,
+                         tags=_plain(self.tags(index, job)), output=output, import_step=import_step, qc=qc,
                          part_work=part_work, estimate=sum(c for _, c in estimates),
                          estimate_is_guess=guess, step_estimates=estimates)
+
+    def check_analysis_job(self, index: int, job: JobSpec, output: str, task_type: str, takes: set,
+                           fail) -> None:
+        """What a splat or depth job may not hold: model post-steps, mesh QC thresholds, and a seed
+        or numbered variants where its request has no seed. Only the job's own keys are refused;
+        those of [defaults] / [qc] are meant for the batch's models and are left out."""
+        what = _OUTPUT_WORDS[output]
+        label = tasks.task_label(task_type)
+        for _value, path in self.post_tables(index, job).values():
+            if path[0] == "jobs":
+                fail(path, f"{path[-1]} post-processes a model, and output = \"{output}\" makes "
+                           f"{what}: remove it, or set output = \"model\"")
+        if job.qc is not None:
+            for key in sorted(job.qc.model_fields_set - set(ANALYSIS_QC_KEYS)):
+                fail(("jobs", index, "qc", key), f"qc.{key} measures meshes; {what} (output = "
+                                                 f"\"{output}\") is checked for its result and its "
+                                                 f"size only ({', '.join(ANALYSIS_QC_KEYS)})")
+        if "model_seed" in takes:
+            return
+        seed, seed_path = self.merged(index, job, "seed")
+        if seed is not None and seed_path[0] == "jobs":
+            fail(seed_path, f"seed sets model_seed, and {label} (output = \"{output}\") takes no seed")
+        variants, variants_path = self.merged(index, job, "variants")
+        if isinstance(variants, int) and variants > 1:
+            fail(variants_path, f"variants = {variants} would make {variants} identical results: {label} "
+                                "takes no seed; give a list of option tables instead (e.g. "
+                                "[{ process_res = 504 }, { process_res = 1008 }])")
 
     # -- helpers ------------------------------------------------------------------------------
     def tags(self, index: int, job: JobSpec):
@@ -927,6 +1015,14 @@ class _Planner:
             return costs.estimate_credits(tasks.build_request(work.task_type, **params)).credits
         except errors.ValidationError:
             return 0.0
+
+
+def _not_an_option(key: str, output: str, task_type: str, takes: set) -> str:
+    rule = (f"output = \"{output}\" ({tasks.task_label(task_type)}) takes only: "
+            f"{', '.join(sorted(takes)) or 'no options'}")
+    if key in MODEL_OPTIONS:
+        return f"'{key}' is an option of models; {rule} (set output = \"model\" for a model)"
+    return f"'{key}' is not an option here; {rule}"
 
 
 def _plain(value: Any) -> Any:

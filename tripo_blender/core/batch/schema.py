@@ -84,6 +84,7 @@ class JobSpec(_Model):
     image: Optional[str] = None
     images: Union[list[Optional[str]], dict[str, str], None] = None
     text_to_image: Optional[bool] = None
+    output: Optional[str] = None        # "model" (default), "splat" or "depth" (checked by the planner)
     vars: dict[str, Union[list[Scalar], Scalar]] = Field(default_factory=dict)
     variants: Union[int, list[dict[str, Any]], None] = None
     seed: Optional[int] = Field(None, ge=0)

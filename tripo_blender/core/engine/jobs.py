@@ -67,6 +67,15 @@ DOWNLOADING = "downloading"
 DONE = "done"
 STEP_FAILED = "failed"
 
+#: Jobs whose result is no model (image analysis), by job.meta["kind"]: the task type and the
+#: output that is the result. The Blender side lands them (blender/image_results); a task
+#: imported by its id gets its kind from its type here, so it lands as if made in Blender.
+ANALYSIS_KINDS: dict[str, tuple[str, str]] = {
+    "splat": (tasks.IMAGE_TO_SPLAT, "model_url"),
+    "depth": (tasks.IMAGE_TO_DEPTH, "depth_image_url"),
+}
+ANALYSIS_KIND_OF_TASK: dict[str, str] = {task_type: kind for kind, (task_type, _) in ANALYSIS_KINDS.items()}
+
 # Failures that a resubmission would only repeat (and bill again).
 NON_RETRYABLE_CODES = {1003, 1004, 1005, 2006, 2007, 2008, 2010, 2015, 2016, 2017, 2018}
 MAX_UNSENT_ATTEMPTS = 4  # creates that never left the machine (service unreachable)
@@ -409,7 +418,17 @@ class JobEngine:
         step.submitted_at = step.submitted_at or time.time()
         prompt = str(inputs.get("prompt") or "")
         job.meta.setdefault("prompt", prompt)
-        job.meta["name"] = job.meta.get("name") or prompt or f"Tripo task {step.task_id[:8]}"
+        fallback = f"Tripo task {step.task_id[:8]}"
+        kind = ANALYSIS_KIND_OF_TASK.get(step.task_type)
+        if kind is not None:
+            # A splat or depth map: its own output and import, as a job made here would have.
+            job.meta.setdefault("kind", kind)
+            step.downloads = (ANALYSIS_KINDS[kind][1],)
+            if inputs.get("input"):
+                image = os.path.basename(urlparse(str(inputs["input"])).path)  # token, URL or file
+                job.meta.setdefault("images", [image])
+            fallback = f"{fallback} {kind}"
+        job.meta["name"] = job.meta.get("name") or prompt or fallback
         job.label = job.meta["name"]
         job.state = ACTIVE
         self._save(job)

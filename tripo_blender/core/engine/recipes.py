@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
-from .jobs import Job, Step
+from ..protocol import tasks
+from .jobs import ANALYSIS_KINDS, Job, Step
 
 
 def asset_label(text: str, fallback: str = "Tripo asset") -> str:
@@ -62,3 +64,24 @@ def chained_job(task_type: str, source_task_id: str, params: dict | None = None,
     job = Job.new(label, [step], {"name": label, "source_task_id": source_task_id,
                                   "source_type": source_type or "", **(meta or {})})
     return job
+
+
+def analysis_job(kind: str, image: str, *, options: dict | None = None, name: str | None = None,
+                 prompt: str | None = None, meta: dict | None = None) -> Job:
+    """The job of an image-to-splat ("splat") or image-to-depth ("depth") request; `image` is a
+    local file (uploaded at create time), a file token or a URL. The server's defaults are sent
+    (depth kind and resolution), so no result depends on them."""
+    if kind not in ANALYSIS_KINDS:
+        raise ValueError(f"unknown image analysis kind {kind!r}; one of {', '.join(ANALYSIS_KINDS)}")
+    task_type, output = ANALYSIS_KINDS[kind]
+    params = {"input": image, **analysis_defaults(task_type), **clean_options(options)}
+    label = name or f"{asset_label(prompt or Path(image).stem)} {kind}"
+    job_meta = {"name": label, "prompt": prompt or "", "images": [os.path.basename(image)],
+                "kind": kind, **(meta or {})}
+    return Job.new(label, [Step(task_type, params, downloads=(output,))], job_meta)
+
+
+def analysis_defaults(task_type: str) -> dict:
+    """What an image analysis request sends when the user chose nothing: the server's documented
+    defaults (the depth kind and resolution), so no result depends on them."""
+    return dict(tasks.request_class(task_type).SERVER_DEFAULTS)

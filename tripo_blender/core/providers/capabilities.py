@@ -86,8 +86,9 @@ FEATURES: tuple[Feature, ...] = (
     Feature("image_analysis", "Image to splat, image to depth map", (t.IMAGE_TO_SPLAT,
                                                                       t.IMAGE_TO_DEPTH),
             {TRIPO: None, AISTUDIO: _studio(t.IMAGE_TO_SPLAT)},
-            {TRIPO: "panel and scripting API, not batch files; a splat lands as a point cloud, "
-                   "a depth map as an image and a displaced plane"}),
+            {TRIPO: "panel, scripting API, batch files with output = \"splat\" or \"depth\", "
+                   "import by task id; a splat lands as a point cloud, a depth map as an image and "
+                   "a displaced plane"}),
     Feature("texture_model", "Texturing (whole model)", (t.TEXTURE_MODEL,),
             {TRIPO: None, AISTUDIO: None}, {AISTUDIO: "from a model URL or file"}),
     Feature("texture_parts", "Per-part texturing", (t.TEXTURE_MODEL,),

@@ -50,7 +50,7 @@ from ..core.engine import jobs as core_jobs
 from ..core.engine.journal import Journal
 from ..core.providers.settings import make_provider
 from ..core.files import write_json
-from . import assets, importer, metadata, qc as qc_checks, runtime
+from . import assets, importer, landing, metadata, qc as qc_checks, runtime
 from . import settings as blender_settings
 
 log = logging.getLogger(__name__)
@@ -512,10 +512,8 @@ class BatchRun:
             trimmed["steps"] = record["steps"][: plan.import_step + 1]
             trimmed["meta"] = {**(record.get("meta") or {}), "location": self.grid_location(plan)}
             started = time.perf_counter()
-            # The panel's import for the job's kind: a model, or a splat / depth map (image_results).
-            land = runtime.IMPORT_HANDLERS.get((record.get("meta") or {}).get("kind"), importer.import_job)
-            try:
-                result = land(context, trimmed)
+            try:  # landed as the panel lands it: a model, or a splat / depth map by its kind
+                result = landing.land(context, trimmed)
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
                 log.exception("import of %s failed", plan.asset_id)
                 self.import_errors[job_id] = f"the result could not be imported: {exc}"

@@ -5,7 +5,7 @@ image and a displaced plane (main thread only; their jobs are built by
 What lands (each object tagged with the Tripo metadata, `role` "splat" or "depth", at the 3D
 cursor, marked as an asset like every imported model; the downloaded file stays in the job's
 download folder beside its `.task.json` sidecar). The panel, the scripting API, batch runs and
-import by task id all land them here (runtime.IMPORT_HANDLERS, by job.meta["kind"]):
+import by task id all land them here (blender.landing, by job.meta["kind"]):
 - image_to_splat: the PLY read by Blender's PLY importer (4.0+) into a mesh of vertices, one per
   splat, with the splat's attributes (f_dc_*, opacity, scale_*, rot_*) kept as point attributes,
   a colour attribute "Col" from the DC colour, and a Geometry Nodes modifier that shows the

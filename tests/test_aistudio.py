@@ -47,7 +47,9 @@ class Sleeps(list):
 @pytest.fixture
 def core(tmod):
     class Core:
-        tasks = tmod("core.protocol.tasks")
+        records = tmod("core.protocol.records")
+        request_models = tmod("core.protocol.request_models")
+        vocabulary = tmod("core.protocol.vocabulary")
         errors = tmod("core.protocol.errors")
         http = tmod("core.providers.http")
         studio = tmod("core.providers.aistudio")
@@ -132,7 +134,7 @@ def provider(make_provider):
 
 
 def build(core, task_type, **params):
-    return core.tasks.build_request(task_type, **params)
+    return core.request_models.build_request(task_type, **params)
 
 
 def wait_all(provider, task_ids, timeout=180.0):
@@ -169,10 +171,10 @@ def no_key_to_files(studio):
 
 
 def test_supports_gives_a_reason_for_everything_it_does_not_offer(core):
-    T, studio = core.tasks, core.studio
-    offered = {T.TEXT_TO_MODEL, T.IMAGE_TO_MODEL, T.MULTIVIEW_TO_MODEL, T.TEXTURE_MODEL,
-               T.MESH_SEGMENTATION, T.CONVERT_MODEL}
-    for task_type in T.LIVE_TASK_TYPES:
+    studio, types = core.studio, core.vocabulary
+    offered = {types.TEXT_TO_MODEL, types.IMAGE_TO_MODEL, types.MULTIVIEW_TO_MODEL, types.TEXTURE_MODEL,
+               types.MESH_SEGMENTATION, types.CONVERT_MODEL}
+    for task_type in core.request_models.LIVE_TASK_TYPES:
         reason = studio.supports(task_type)
         if task_type in offered:
             assert reason is None, task_type
@@ -186,10 +188,10 @@ def test_supports_gives_a_reason_for_everything_it_does_not_offer(core):
 
 
 def test_unsupported_options_are_named_before_anything_is_sent(core, tmp_path):
-    T, caps = core.tasks, core.capabilities
+    caps = core.capabilities
     key = core.studio.AIStudioProvider("k", base_url="http://127.0.0.1:9")  # never contacted
-    parts = T.build_request("texture_model", input="3f2a1b4c-0000-4000-8000-000000000001",
-                            part_names=["wheel"])
+    parts = build(core, "texture_model", input="3f2a1b4c-0000-4000-8000-000000000001",
+                  part_names=["wheel"])
     reason = key.unsupported_options(parts)
     assert reason.startswith("3D AI Studio does not document part_names for texturing")
     assert caps.feature_unavailable_reason("3daistudio", "texture_model",
@@ -226,35 +228,35 @@ def test_unsupported_options_are_named_before_anything_is_sent(core, tmp_path):
 
 
 def test_generation_wire_mapping(core, tmp_path):
-    T, studio = core.tasks, core.studio
+    studio = core.studio
     provider = studio.AIStudioProvider("k", base_url="http://127.0.0.1:9")
-    wire = provider.wire(T.build_request("text_to_model", prompt="a lamp", face_limit=800,
-                                         texture_quality="detailed", negative_prompt="blur"))
+    wire = provider.wire(build(core, "text_to_model", prompt="a lamp", face_limit=800,
+                               texture_quality="detailed", negative_prompt="blur"))
     assert wire.route == "/v1/3d-models/tripo/text-to-3d/3.1/"  # the default model is v3.1
     assert wire.json == {"prompt": "a lamp", "face_limit": 800, "texture_quality": "detailed",
                          "negative_prompt": "blur"}
-    wire = provider.wire(T.build_request("text_to_model", prompt="a lamp", model="v3.0-20250812"))
+    wire = provider.wire(build(core, "text_to_model", prompt="a lamp", model="v3.0-20250812"))
     assert wire.route == "/v1/3d-models/tripo/text-to-3d/"  # 3.0 is the unsuffixed default
     png = write_png(tmp_path / "ref.png")
-    wire = provider.wire(T.build_request("image_to_model", input=str(png),
-                                         texture_alignment="geometry"))
+    wire = provider.wire(build(core, "image_to_model", input=str(png),
+                               texture_alignment="geometry"))
     assert wire.route == "/v1/3d-models/tripo/image-to-3d/3.1/"
     assert set(wire.json) == {"image", "texture_alignment"}
     prefix = "data:image/png;base64,"
     assert wire.json["image"].startswith(prefix)
     assert base64.b64decode(wire.json["image"][len(prefix):]) == png.read_bytes()
     assert "<" in wire.described()["image"]  # logs and errors carry no image data
-    wire = provider.wire(T.build_request("image_to_model", input="https://example.com/a.png"))
+    wire = provider.wire(build(core, "image_to_model", input="https://example.com/a.png"))
     assert wire.json == {"image_url": "https://example.com/a.png"}
     back = write_png(tmp_path / "back.png", 32, 32)
-    wire = provider.wire(T.build_request(
-        "multiview_to_model", inputs=[str(png), None, str(back), "https://example.com/r.png"]))
+    wire = provider.wire(build(
+        core, "multiview_to_model", inputs=[str(png), None, str(back), "https://example.com/r.png"]))
     assert wire.route == "/v1/3d-models/tripo/multiview-to-3d/3.1/"
     images = wire.json["images"]
     assert [set(i) for i in images] == [{"image"}, {"image"}, {"image_url"}]
     assert base64.b64decode(images[1]["image"].split(",", 1)[1]) == back.read_bytes()
     with pytest.raises(core.errors.FeatureUnavailable, match="P1"):
-        provider.create_task(T.build_request("text_to_model", prompt="x", model="P1-20260311"))
+        provider.create_task(build(core, "text_to_model", prompt="x", model="P1-20260311"))
 
 
 def test_inline_images_are_capped(core, tmp_path, monkeypatch):
@@ -262,11 +264,10 @@ def test_inline_images_are_capped(core, tmp_path, monkeypatch):
     png = write_png(tmp_path / "big.png", 512, 512)
     monkeypatch.setattr(core.studio, "MAX_INLINE_IMAGE_BYTES", png.stat().st_size - 1)
     with pytest.raises(core.errors.ValidationError, match="URL"):
-        provider.wire(core.tasks.build_request("image_to_model", input=str(png)))
+        provider.wire(build(core, "image_to_model", input=str(png)))
 
 
 def test_utility_wire_mapping(core, tmp_path):
-    T = core.tasks
     provider = core.studio.AIStudioProvider("k", base_url="http://127.0.0.1:9")
     source = "3f2a1b4c-0000-4000-8000-000000000001"
     resolved = []
@@ -275,26 +276,26 @@ def test_utility_wire_mapping(core, tmp_path):
         resolved.append(task_id)
         return "https://cdn.example/model.glb?sig=1"
 
-    wire = provider.wire(T.build_request("texture_model", input=source, pbr=False,
-                                         texture_quality="detailed",
-                                         texture_prompt={"text": "rusty iron"}), resolve)
+    wire = provider.wire(build(core, "texture_model", input=source, pbr=False,
+                               texture_quality="detailed",
+                               texture_prompt={"text": "rusty iron"}), resolve)
     assert wire.route == "/v1/3d-models/tripo/texture-model/"
     assert dict(wire.form) == {"model_url": "https://cdn.example/model.glb?sig=1", "pbr": "false",
                                "texture_quality": "detailed", "prompt": "rusty iron"}
     assert resolved == [source] and wire.files == []
     style = write_png(tmp_path / "style.png")
-    wire = provider.wire(T.build_request("texture_model", input="https://x.example/m.glb",
-                                         texture_prompt={"image": "https://x.example/i.png",
-                                                         "style_image": str(style)}), resolve)
+    wire = provider.wire(build(core, "texture_model", input="https://x.example/m.glb",
+                               texture_prompt={"image": "https://x.example/i.png",
+                                               "style_image": str(style)}), resolve)
     assert dict(wire.form) == {"model_url": "https://x.example/m.glb",
                                "image_url": "https://x.example/i.png"}
     assert wire.files == [("style_image", style)]
     glb = write_glb(tmp_path / "mine.glb")
-    wire = provider.wire(T.build_request("mesh_segmentation", input=str(glb)), resolve)
+    wire = provider.wire(build(core, "mesh_segmentation", input=str(glb)), resolve)
     assert wire.route == "/v1/3d-models/tripo/mesh-segmentation/"
     assert wire.form == [] and wire.files == [("model", glb)]
-    wire = provider.wire(T.build_request("convert_model", input=source, format="fbx", quad=True,
-                                         scale_factor=2.5, fbx_preset="mixamo"), resolve)
+    wire = provider.wire(build(core, "convert_model", input=source, format="fbx", quad=True,
+                               scale_factor=2.5, fbx_preset="mixamo"), resolve)
     assert wire.route == "/v1/3d-models/tripo/convert-model/"
     assert dict(wire.form) == {"model_url": "https://cdn.example/model.glb?sig=1",
                                "format": "FBX", "quad": "true", "scale_factor": "2.5",
@@ -302,11 +303,11 @@ def test_utility_wire_mapping(core, tmp_path):
 
 
 def test_status_answers_are_normalised(core):
-    S, T = core.studio, core.tasks
+    S = core.studio
     queued = S.task_from_status("a", {"status": "PENDING", "progress": 0, "results": []})
-    assert queued.status is T.TaskStatus.QUEUED and not queued.is_finished
+    assert queued.status is core.records.TaskStatus.QUEUED and not queued.is_finished
     running = S.task_from_status("a", {"status": "IN_PROGRESS", "progress": "42.6"})
-    assert running.status is T.TaskStatus.RUNNING and running.progress == 43
+    assert running.status is core.records.TaskStatus.RUNNING and running.progress == 43
     done = S.task_from_status("a", {"status": "FINISHED", "progress": 100, "failure_reason": None,
                                     "results": [
                                         {"asset_url": "https://s.example/p.png",
@@ -323,12 +324,12 @@ def test_status_answers_are_normalised(core):
     assert done.credits_consumed == 40.0
     failed = S.task_from_status("a", {"status": "FAILED", "failure_reason": "bad image"},
                                 credits=40.0)
-    assert failed.status is T.TaskStatus.FAILED and failed.error_message == "bad image"
+    assert failed.status is core.records.TaskStatus.FAILED and failed.error_message == "bad image"
     assert failed.credits_consumed == 0.0  # refunded
     assert "refunded" in S.task_from_status("a", {"status": "FAILED"}).error_message
     odd = S.task_from_status("a", {"status": "WHO KNOWS", "progress": None, "results": "x"})
-    assert odd.status is T.TaskStatus.UNKNOWN and odd.progress == 0
-    assert S.task_from_status("a", None).status is T.TaskStatus.UNKNOWN
+    assert odd.status is core.records.TaskStatus.UNKNOWN and odd.progress == 0
+    assert S.task_from_status("a", None).status is core.records.TaskStatus.UNKNOWN
 
 
 @pytest.mark.parametrize("status, body, headers, cls, code", [
@@ -388,7 +389,7 @@ def test_request_budget_is_a_sliding_window_with_pauses(core):
 
 
 def test_estimates_follow_the_published_table(core):
-    T, S = core.tasks, core.studio
+    S = core.studio
     cases = [
         ("text_to_model", {"prompt": "x"}, 40),
         ("image_to_model", {"input": "https://e.x/i.png"}, 60),
@@ -415,13 +416,13 @@ def test_estimates_follow_the_published_table(core):
         ("mesh_segmentation", {"input": "https://e.x/m.glb"}, 80),
     ]
     for task_type, params, credits in cases:
-        estimate = S.estimate_credits(T.build_request(task_type, **params))
+        estimate = S.estimate_credits(build(core, task_type, **params))
         assert estimate.credits == credits, (task_type, params, estimate.breakdown)
         assert estimate.is_estimate and not estimate.is_guess
         assert estimate.describe() == f"≈ {credits} credits (estimate)"
         assert "3D AI Studio" in estimate.source
     with pytest.raises(core.errors.FeatureUnavailable):
-        S.estimate_credits(T.build_request("animate_rig", input="https://e.x/m.glb"))
+        S.estimate_credits(build(core, "animate_rig", input="https://e.x/m.glb"))
 
 
 def test_any_non_empty_key_and_nothing_leaks(core):
@@ -712,7 +713,7 @@ def test_unknown_task_is_missed(core, provider, studio):
 
 def test_failed_generations_are_refunded(core, provider, studio):
     task = run(provider, build(core, "text_to_model", prompt="please failme"))
-    assert task.status is core.tasks.TaskStatus.FAILED
+    assert task.status is core.records.TaskStatus.FAILED
     assert "failure" in task.error_message and task.credits_consumed == 0.0
     blocked = run(provider, build(core, "text_to_model", prompt="something forbidden"))
     assert "content filter" in blocked.error_message

@@ -15,7 +15,8 @@ def core(tmod):
     class Core:
         jobs = tmod("core.engine.jobs")
         journal = tmod("core.engine.journal")
-        tasks = tmod("core.protocol.tasks")
+        errors = tmod("core.protocol.errors")
+        request_models = tmod("core.protocol.request_models")
         tripo = tmod("core.providers.tripo_v3")
         http = tmod("core.providers.http")
     return Core
@@ -77,8 +78,9 @@ def test_crash_after_sending_is_reconciled_and_adopted(core, emulator, tmp_path)
     core.journal.Journal(tmp_path / "journal").save(job.to_record())
     # ... and the create did reach Tripo:
     sender = core.tripo.TripoV3Provider(emulator.api_key, emulator.base_url, proxy=core.http.ProxyConfig(mode="none"))
-    created = sender.create_task(core.tasks.build_request("text_to_model", prompt="a lost lantern",
-                                                          model="v3.1-20260211"))
+    request = core.request_models.build_request("text_to_model", prompt="a lost lantern",
+                                                model="v3.1-20260211")
+    created = sender.create_task(request)
     engine = make_engine(core, emulator, tmp_path)
     try:
         resumed = engine.resume_from_journal()
@@ -297,7 +299,7 @@ def test_invalid_chain_is_refused_before_anything_is_sent(core, emulator, tmp_pa
         core.jobs.Step("animate_retarget", {"animations": ["preset:walk"]}, input_from=0),
     ])
     try:
-        with pytest.raises(core.tasks.ValidationError, match="(?i)rig"):
+        with pytest.raises(core.errors.ValidationError, match="(?i)rig"):
             engine.submit(job)
     finally:
         engine.stop()

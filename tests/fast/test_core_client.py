@@ -34,7 +34,8 @@ class Sleeps(list):
 @pytest.fixture
 def core(tmod):
     class Core:
-        tasks = tmod("core.protocol.tasks")
+        records = tmod("core.protocol.records")
+        request_models = tmod("core.protocol.request_models")
         chains = tmod("core.protocol.chains")
         errors = tmod("core.protocol.errors")
         http = tmod("core.providers.http")
@@ -70,7 +71,7 @@ def provider(make_provider):
 
 
 def build(core, task_type, **params):
-    return core.tasks.build_request(task_type, **params)
+    return core.request_models.build_request(task_type, **params)
 
 
 def api_log(emulator):
@@ -276,7 +277,7 @@ def test_upload_size_limits(core, provider, emulator, tmp_path):
         handle.truncate(151 * 1024 * 1024)
     before = len(api_log(emulator))
     with pytest.raises(core.errors.ValidationError, match="150 MB"):
-        provider.create_task(core.tasks.load_request("import_model", {"input": str(too_big)}))
+        provider.create_task(core.request_models.load_request("import_model", {"input": str(too_big)}))
     assert len(api_log(emulator)) == before
 
 
@@ -306,7 +307,7 @@ def test_balance_usage_and_polling_in_chunks(core, provider, emulator):
 
 def test_failed_task_reports_code_and_message(core, provider, emulator):
     task = run(provider, build(core, "text_to_model", prompt="please failme now"))
-    assert task.status is core.tasks.TaskStatus.FAILED and task.is_finished and not task.is_success
+    assert task.status is core.records.TaskStatus.FAILED and task.is_finished and not task.is_success
     assert task.error_code == 1001 and "failed" in task.error_message
     assert task.output.urls() == {}
 

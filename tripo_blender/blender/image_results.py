@@ -23,7 +23,7 @@ from pathlib import Path
 
 import bpy
 
-from ..core.protocol import tasks
+from ..core.protocol import request_models, vocabulary
 from ..core.engine.jobs import Job, Step
 from ..core.engine.recipes import asset_label, clean_options
 from . import importer, metadata
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 SPLAT, DEPTH = "splat", "depth"
 #: job.meta["kind"] -> the task type it runs and the output it downloads.
-KINDS = {SPLAT: (tasks.IMAGE_TO_SPLAT, "model_url"), DEPTH: (tasks.IMAGE_TO_DEPTH, "depth_image_url")}
+KINDS = {SPLAT: (vocabulary.IMAGE_TO_SPLAT, "model_url"),
+         DEPTH: (vocabulary.IMAGE_TO_DEPTH, "depth_image_url")}
 KIND_OF_TASK = {task_type: kind for kind, (task_type, _) in KINDS.items()}
 
 # The depth plane: 1 m on its longer side (the size Tripo's models come in), and a relief of a
@@ -54,7 +55,7 @@ def analysis_job(kind: str, image: str, *, options: dict | None = None, name: st
     if kind not in KINDS:
         raise ValueError(f"unknown image analysis kind {kind!r}; one of {', '.join(KINDS)}")
     task_type, output = KINDS[kind]
-    defaults = tasks.ImageToDepthRequest.SERVER_DEFAULTS if kind == DEPTH else {}
+    defaults = request_models.ImageToDepthRequest.SERVER_DEFAULTS if kind == DEPTH else {}
     params = {"input": image, **defaults, **clean_options(options)}
     label = name or f"{asset_label(prompt or Path(image).stem)} {kind}"
     job_meta = {"name": label, "prompt": prompt or "", "images": [os.path.basename(image)],

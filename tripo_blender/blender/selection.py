@@ -48,7 +48,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ..core.protocol import chains, errors, tasks
+from ..core.protocol import chains, errors, vocabulary
 from ..core.engine.jobs import Job, Step
 from ..core.engine.recipes import clean_options
 from . import importer, metadata
@@ -61,15 +61,15 @@ KIND_PREFIX = "selection."
 
 #: Action -> the task type it sends.
 ACTION_TASKS = {
-    "retexture": tasks.TEXTURE_MODEL,
-    "segment": tasks.MESH_SEGMENTATION,
-    "complete": tasks.MESH_COMPLETION,
-    "lowpoly": tasks.HIGHPOLY_TO_LOWPOLY,
-    "rig_check": tasks.ANIMATE_PRERIGCHECK,
-    "rig": tasks.ANIMATE_RIG,
-    "animate": tasks.ANIMATE_RETARGET,
-    "convert": tasks.CONVERT_MODEL,
-    "bring_to_tripo": tasks.IMPORT_MODEL,
+    "retexture": vocabulary.TEXTURE_MODEL,
+    "segment": vocabulary.MESH_SEGMENTATION,
+    "complete": vocabulary.MESH_COMPLETION,
+    "lowpoly": vocabulary.HIGHPOLY_TO_LOWPOLY,
+    "rig_check": vocabulary.ANIMATE_PRERIGCHECK,
+    "rig": vocabulary.ANIMATE_RIG,
+    "animate": vocabulary.ANIMATE_RETARGET,
+    "convert": vocabulary.CONVERT_MODEL,
+    "bring_to_tripo": vocabulary.IMPORT_MODEL,
 }
 ACTION_LABELS = {
     "retexture": "Retexture", "segment": "Segment", "complete": "Complete parts",
@@ -141,7 +141,7 @@ def rig_task_id_of(meta: dict) -> str:
     if meta.get("rig_task_id"):
         return str(meta["rig_task_id"])
     for task_type, entry_id in reversed(_chain_entries(meta)):
-        if task_type == tasks.ANIMATE_RIG:
+        if task_type == vocabulary.ANIMATE_RIG:
             return entry_id
     return ""
 
@@ -202,7 +202,7 @@ class Selection:
 
     @property
     def source_type(self) -> str:
-        return tasks.IMPORT_MODEL if self.bring is not None else self.model_task_type
+        return vocabulary.IMPORT_MODEL if self.bring is not None else self.model_task_type
 
     def part_index(self, obj) -> int:
         """1-based index of a part in the asset's part list (the export file names use it)."""
@@ -233,9 +233,9 @@ class Selection:
                     + ("completion needs a segmented asset (segment it first)." if action == "complete"
                        else "animations need a rigged asset (rig it first)."))
         if action == "complete":
-            if self.source_type != tasks.MESH_SEGMENTATION:
+            if self.source_type != vocabulary.MESH_SEGMENTATION:
                 return (f"Completion needs a segmented asset: segment {self.name} first (its model "
-                        f"comes from a {tasks.task_label(self.source_type)} task).")
+                        f"comes from a {vocabulary.task_label(self.source_type)} task).")
             return ""
         if action == "animate":
             if not self.rig_task_id:
@@ -265,7 +265,7 @@ class Selection:
             lines.append(f"Whole asset ({len(self.all_parts)} parts)" if self.all_parts else "Whole asset")
         else:
             lines.append(f"Parts ({len(self.parts)} of {len(self.all_parts)}): {', '.join(self.part_names)}")
-        lines.append(f"Model: {tasks.task_label(self.model_task_type)} {self.model_task_id[:8]}")
+        lines.append(f"Model: {vocabulary.task_label(self.model_task_type)} {self.model_task_id[:8]}")
         meta = self.root_meta
         if "riggable" in meta:
             lines.append(f"Riggable: {'yes' if meta['riggable'] else 'no'}"
@@ -432,8 +432,8 @@ def _job(sel: Selection, action: str, params: dict, *, label: str, meta: dict | 
     job_meta = {**_base_meta(sel, action, label), **(meta or {})}
     params = clean_options(params)
     if sel.bring is not None:
-        steps = [Step(tasks.IMPORT_MODEL, {"input": _export_glb(sel.bring)}, downloads=())]
-        if task_type != tasks.IMPORT_MODEL:
+        steps = [Step(vocabulary.IMPORT_MODEL, {"input": _export_glb(sel.bring)}, downloads=())]
+        if task_type != vocabulary.IMPORT_MODEL:
             steps.append(Step(task_type, params, input_from=0, file_stem=file_stem, downloads=downloads))
         else:
             steps[0].downloads = downloads
@@ -449,7 +449,7 @@ def parse_animations(text_or_list, rig_model: str | None = None) -> list[str]:
     'preset:biped:<name>' (the form v1.0 rigs take)."""
     items = text_or_list if isinstance(text_or_list, (list, tuple)) else re.split(r"[,;\s]+", text_or_list or "")
     out = []
-    v1 = (rig_model or tasks.DEFAULT_RIG_MODEL).startswith("v1.0")
+    v1 = (rig_model or vocabulary.DEFAULT_RIG_MODEL).startswith("v1.0")
     for item in items:
         item = str(item).strip()
         if not item:
@@ -457,7 +457,7 @@ def parse_animations(text_or_list, rig_model: str | None = None) -> list[str]:
         if not item.startswith("preset:"):
             item = f"preset:{item}"
         name = item[len("preset:"):]
-        if v1 and ":" not in name and f"preset:biped:{name}" in tasks.ANIMATION_PRESETS:
+        if v1 and ":" not in name and f"preset:biped:{name}" in vocabulary.ANIMATION_PRESETS:
             item = f"preset:biped:{name}"
         if item not in out:
             out.append(item)
@@ -471,9 +471,9 @@ def _rig_model_of(sel: Selection) -> str:
         meta = metadata.read(obj) or {}
         if meta.get("rig_model"):
             return str(meta["rig_model"])
-        if meta.get("task_type") == tasks.ANIMATE_RIG and metadata.params(obj).get("model"):
+        if meta.get("task_type") == vocabulary.ANIMATE_RIG and metadata.params(obj).get("model"):
             return str(metadata.params(obj)["model"])
-    return tasks.SERVER_DEFAULT_RIG_MODEL
+    return vocabulary.SERVER_DEFAULT_RIG_MODEL
 
 
 def export_folder(folder: str) -> str:
@@ -558,7 +558,7 @@ def _build_jobs(action: str, sel: Selection, **options) -> list[Job]:
                      meta={"texture_prompt": prompt.get("text") or ""})]
     if action == "segment":
         model = options.pop("model", None)
-        if model != tasks.SEGMENT_V2_MODEL:
+        if model != vocabulary.SEGMENT_V2_MODEL:
             for key in ("segmentation_granularity", "split_by_connectivity", "ref_image"):
                 options.pop(key, None)
         params = {"model": model, **options}
@@ -576,28 +576,29 @@ def _build_jobs(action: str, sel: Selection, **options) -> list[Job]:
         return [_job(sel, action, {}, label=f"Rig check {name}", downloads=())]
     if action == "rig":
         spec = options.get("spec")
-        if spec in tasks.RIG_SPECS_NEEDING_NEW_MODEL and not options.get("model"):
-            options["model"] = tasks.RIG_MODELS[1]
+        if spec in vocabulary.RIG_SPECS_NEEDING_NEW_MODEL and not options.get("model"):
+            options["model"] = vocabulary.RIG_MODELS[1]
         return [_job(sel, action, options, label=f"Rig {name}",
-                     meta={"rig_model": options.get("model") or tasks.DEFAULT_RIG_MODEL})]
+                     meta={"rig_model": options.get("model") or vocabulary.DEFAULT_RIG_MODEL})]
     if action == "animate":
         animations = parse_animations(options.pop("animations", None) or [], _rig_model_of(sel))
         if not animations:
             raise errors.ValidationError("Choose at least one animation (e.g. preset:walk, preset:idle).")
-        chunks = [animations[i:i + tasks.MAX_ANIMATIONS]
-                  for i in range(0, len(animations), tasks.MAX_ANIMATIONS)]
+        chunks = [animations[i:i + vocabulary.MAX_ANIMATIONS]
+                  for i in range(0, len(animations), vocabulary.MAX_ANIMATIONS)]
         jobs = []
         for number, chunk in enumerate(chunks, 1):
             clips = ", ".join(a.split(":")[-1] for a in chunk)
             label = f"Animate {name}: {clips}"
             jobs.append(_job(sel, action, {"animations": chunk, **options}, label=label,
-                             source_task_id=sel.rig_task_id, source_type=tasks.ANIMATE_RIG,
+                             source_task_id=sel.rig_task_id, source_type=vocabulary.ANIMATE_RIG,
                              meta={"animations": chunk, "batch": number, "batches": len(chunks)}))
         return jobs
     if action == "convert":
         fmt = str(options.pop("format", "") or "").upper()
-        if fmt not in tasks.CONVERT_FORMATS:
-            raise errors.ValidationError(f"Choose an export format: {', '.join(tasks.CONVERT_FORMATS)}.")
+        if fmt not in vocabulary.CONVERT_FORMATS:
+            raise errors.ValidationError(
+                f"Choose an export format: {', '.join(vocabulary.CONVERT_FORMATS)}.")
         folder = export_folder(options.pop("folder", None) or "")
         unknown = set(options) - set(CONVERT_OPTIONS)
         if unknown:
@@ -633,7 +634,7 @@ def _abspath(path):
 def export_files(job: dict) -> list[str]:
     """The exported files of a finished convert job."""
     return [s["files"]["model_url"] for s in job.get("steps", [])
-            if s.get("task_type") == tasks.CONVERT_MODEL and s.get("files", {}).get("model_url")]
+            if s.get("task_type") == vocabulary.CONVERT_MODEL and s.get("files", {}).get("model_url")]
 
 
 # =========================================================================== applying results
@@ -850,9 +851,9 @@ def _apply_bring(context, job: dict):
     obj = find_object(uid, context.scene)
     if obj is None:
         raise importer.TargetGone(f"{meta.get('bring_name', 'the object')} is no longer in the file")
-    index = _step_index(job, tasks.IMPORT_MODEL)
+    index = _step_index(job, vocabulary.IMPORT_MODEL)
     values = importer.base_metadata(job, index)
-    values.update({"role": "model", "part_name": "", "model_task_type": tasks.IMPORT_MODEL,
+    values.update({"role": "model", "part_name": "", "model_task_type": vocabulary.IMPORT_MODEL,
                    "prompt": "", "source_file": os.path.basename(job["steps"][index]["params"].get("input", ""))})
     if job["steps"][index].get("files", {}).get("model_url"):
         values["part_names"] = importer.glb_node_names(job["steps"][index]["files"]["model_url"])
@@ -921,11 +922,11 @@ def _apply_in_place(context, job: dict, task_type: str, *, geometry: bool) -> im
 
 
 def apply_retexture(context, job: dict) -> importer.ImportResult:
-    return _apply_in_place(context, job, tasks.TEXTURE_MODEL, geometry=False)
+    return _apply_in_place(context, job, vocabulary.TEXTURE_MODEL, geometry=False)
 
 
 def apply_complete(context, job: dict) -> importer.ImportResult:
-    return _apply_in_place(context, job, tasks.MESH_COMPLETION, geometry=True)
+    return _apply_in_place(context, job, vocabulary.MESH_COMPLETION, geometry=True)
 
 
 def _hide_replaced(objects: list, job_id: str) -> None:
@@ -1064,10 +1065,10 @@ def apply_lowpoly(context, job: dict) -> importer.ImportResult:
 
 
 def apply_rig(context, job: dict) -> importer.ImportResult:
-    index = _step_index(job, tasks.ANIMATE_RIG)
+    index = _step_index(job, vocabulary.ANIMATE_RIG)
     step = job["steps"][index]
     extra = {"rig_task_id": step.get("task_id") or "",
-             "rig_model": step["params"].get("model") or tasks.DEFAULT_RIG_MODEL,
+             "rig_model": step["params"].get("model") or vocabulary.DEFAULT_RIG_MODEL,
              "rig_type": step["params"].get("rig_type") or
              ((step.get("task") or {}).get("output") or {}).get("rig_type") or "",
              "rig_spec": step["params"].get("spec") or "tripo"}
@@ -1078,7 +1079,7 @@ def apply_rig(context, job: dict) -> importer.ImportResult:
 def apply_rig_check(context, job: dict) -> importer.ImportResult:
     _apply_bring(context, job)
     root, members, _targets = _targets_and_members(context, job)
-    index = _step_index(job, tasks.ANIMATE_PRERIGCHECK)
+    index = _step_index(job, vocabulary.ANIMATE_PRERIGCHECK)
     step = job["steps"][index]
     output = (step.get("task") or {}).get("output") or {}
     riggable = output.get("riggable")
@@ -1088,7 +1089,7 @@ def apply_rig_check(context, job: dict) -> importer.ImportResult:
     for obj in members or ([root] if root is not None else []):
         metadata.write(obj, values)
     settings = getattr(context.scene, "tripo", None)
-    if settings is not None and rig_type in tasks.RIG_TYPES:
+    if settings is not None and rig_type in vocabulary.RIG_TYPES:
         try:
             settings.rig_type = rig_type
         except (TypeError, AttributeError):
@@ -1103,7 +1104,7 @@ def apply_animate(context, job: dict) -> importer.ImportResult:
     armature = next((o for o in [root] + members if o is not None and o.type == "ARMATURE"), None)
     if armature is None:
         raise importer.TargetGone(f"the armature of {job['meta'].get('asset_name', 'the asset')} is no longer in the file")
-    index = _step_index(job, tasks.ANIMATE_RETARGET)
+    index = _step_index(job, vocabulary.ANIMATE_RETARGET)
     path = _result_file(job)
     with imported(context, path) as result:
         temp_armature = result.armature

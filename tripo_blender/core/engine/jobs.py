@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from ..protocol import chains, errors, tasks
+from ..protocol import chains, errors, request_models
 from . import ownership
 from ..providers.download import DownloadCancelled
 from .journal import Journal
@@ -221,7 +221,7 @@ def validate_chain(job: Job, provider_name: str = "tripo") -> None:
             source_type = job.steps[step.input_from].task_type
             chains.check_chain(step.task_type, source_type)
             params["input"] = "00000000-0000-4000-8000-000000000000"  # stands for the future task id
-        tasks.build_request(step.task_type, **params)
+        request_models.build_request(step.task_type, **params)
 
 
 class JobEngine:
@@ -519,7 +519,7 @@ class JobEngine:
         params = dict(step.params)
         if step.input_from is not None:
             params["input"] = job.steps[step.input_from].task_id
-        return tasks.build_request(step.task_type, **params)
+        return request_models.build_request(step.task_type, **params)
 
     def _create(self, job: Job, index: int) -> None:
         step = job.steps[index]

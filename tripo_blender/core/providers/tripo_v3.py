@@ -65,18 +65,14 @@ from .http import (
 )
 from .create import send_create
 from .provider import Balance, PollResult, Provider
-from ..protocol.tasks import (
+from ..protocol.inputs import validate_image_file, validate_model_file
+from ..protocol.records import Task, UsageItem
+from ..protocol.request_models import REQUEST_CLASSES, TaskRequest, validate_request
+from ..protocol.vocabulary import (
     MAX_UPLOAD_BYTES,
     MODEL_FILE_FORMATS,
     RETIRED_TASK_TYPES,
-    REQUEST_CLASSES,
-    Task,
-    TaskRequest,
-    UsageItem,
     task_label,
-    validate_image_file,
-    validate_model_file,
-    validate_request,
 )
 
 log = logging.getLogger(__name__)

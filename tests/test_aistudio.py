@@ -12,9 +12,7 @@ import base64
 import json
 import logging
 import os
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,39 +22,15 @@ import pytest
 import requests
 
 from conftest import PACKAGE, REPO, reset_runtime, write_png
+from fake_time import FakeClock, Sleeps
+from provider_helpers import (  # noqa: F401 - core and provider are fixtures
+    build, check_create_not_sent_is_retried, core, made_providers, provider, run, wait_all)
 from sample_files import write_glb
 
 STUDIO_KEY = "studio-test-key-0123"
 
 
 # --------------------------------------------------------------------------- fixtures / helpers
-
-
-class Sleeps(list):
-    """Injected sleep that records the waits; sleeps for real only up to `cap` seconds."""
-
-    def __init__(self, cap: float = 0.02):
-        super().__init__()
-        self.cap = cap
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-        time.sleep(min(seconds, self.cap))
-
-
-@pytest.fixture
-def core(tmod):
-    class Core:
-        records = tmod("core.protocol.records")
-        request_models = tmod("core.protocol.request_models")
-        vocabulary = tmod("core.protocol.vocabulary")
-        errors = tmod("core.protocol.errors")
-        http = tmod("core.providers.http")
-        studio = tmod("core.providers.aistudio")
-        capabilities = tmod("core.providers.capabilities")
-        costs = tmod("core.costs")
-        settings = tmod("core.providers.settings")
-    return Core
 
 
 class Studio:
@@ -94,71 +68,17 @@ def studio(emulator):
     return handle
 
 
-class BudgetClock:
-    """The rate budget's injected clock: a test moves it forward instead of sleeping."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def make_provider(core, studio):
-    made = []
+    """``rpm``/``window`` size the client's request budget, ``budget_clock`` is its clock."""
+    def make(*, rpm: int = 10000, window: float = 60.0, budget_clock=time.monotonic, **options):
+        options.setdefault("base_url", studio.base_url)
+        options.setdefault("proxy", core.http.ProxyConfig("none"))
+        options.setdefault("budget", core.studio.RequestBudget(rpm, window=window, clock=budget_clock))
+        options.setdefault("requests_per_minute", rpm)
+        return core.studio.AIStudioProvider(options.pop("api_key", studio.api_key), **options)
 
-    def make(*, rpm: int = 10000, window: float = 60.0, budget_clock=time.monotonic, **kw):
-        kw.setdefault("base_url", studio.base_url)
-        kw.setdefault("proxy", core.http.ProxyConfig("none"))
-        kw.setdefault("sleep", Sleeps())
-        kw.setdefault("budget", core.studio.RequestBudget(rpm, window=window, clock=budget_clock))
-        kw.setdefault("requests_per_minute", rpm)
-        api_key = kw.pop("api_key", studio.api_key)
-        provider = core.studio.AIStudioProvider(api_key, **kw)
-        provider.sleeps = kw["sleep"]
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        provider.close()
-
-
-@pytest.fixture
-def provider(make_provider):
-    return make_provider()
-
-
-def build(core, task_type, **params):
-    return core.request_models.build_request(task_type, **params)
-
-
-def wait_all(provider, task_ids, timeout=180.0):
-    pending, done, seen = set(task_ids), {}, {}
-    deadline = time.monotonic() + timeout
-    while pending:
-        assert time.monotonic() < deadline, f"tasks not finished: {pending}"
-        result = provider.poll_tasks(sorted(pending))
-        assert not result.missed, result.missed
-        for task_id, task in result.tasks.items():
-            seen.setdefault(task_id, []).append(task.status.value)
-            if task.is_finished:
-                done[task_id] = task
-                pending.discard(task_id)
-        if pending:
-            time.sleep(0.1)
-    for task_id, task in done.items():
-        task.seen = seen[task_id]
-    return done
-
-
-def run(provider, request):
-    task_id = provider.create_task(request)
-    return wait_all(provider, [task_id])[task_id]
+    yield from made_providers(make)
 
 
 def no_key_to_files(studio):
@@ -688,8 +608,8 @@ def test_client_budget_keeps_requests_under_the_limit(core, make_provider, studi
 def test_polling_spends_the_budget_on_the_least_recently_polled(core, make_provider, studio):
     creator = make_provider()
     ids = [creator.create_task(build(core, "text_to_model", prompt=f"crate {i}")) for i in range(3)]
-    clock = BudgetClock()
-    poller = make_provider(rpm=1, window=0.4, budget_clock=clock)  # one status request per 0.4 s
+    clock = FakeClock()
+    poller = make_provider(rpm=1, window=0.4, budget_clock=clock.monotonic)  # a status request per 0.4 s
     seen = []
     for _ in range(10):
         result = poller.poll_tasks(ids)
@@ -701,12 +621,14 @@ def test_polling_spends_the_budget_on_the_least_recently_polled(core, make_provi
     assert sorted(seen[:3]) == sorted(ids)  # each task once before any twice
 
 
-def test_unknown_task_is_missed(core, provider, studio):
+def test_unknown_task_is_missed(core, make_provider, studio):
+    clock = FakeClock()
+    provider = make_provider(monotonic=clock.monotonic)
     unknown = "3f2a1b4c-0000-4000-8000-00000000dead"
     with pytest.raises(core.errors.TaskNotFound):
         provider.get_task(unknown)
     task_id = provider.create_task(build(core, "text_to_model", prompt="a jar"))
-    time.sleep(0.2)
+    clock.advance(1.0)  # past the pacing: a task created just now is not asked yet
     result = provider.poll_tasks([unknown, task_id])
     assert result.missed == [unknown] and task_id in result.tasks
 
@@ -748,9 +670,11 @@ def test_status_reads_are_retried_through_faults(core, make_provider, studio, fa
     assert [r["fault"] for r in faulted] == [fault]
 
 
-def test_a_faulty_status_request_does_not_stop_the_polling_round(core, provider, studio):
+def test_a_faulty_status_request_does_not_stop_the_polling_round(core, make_provider, studio):
+    clock = FakeClock()
+    provider = make_provider(monotonic=clock.monotonic)
     ids = [provider.create_task(build(core, "text_to_model", prompt=f"box {i}")) for i in range(2)]
-    time.sleep(0.1)
+    clock.advance(1.0)  # past the pacing of tasks created just now
     studio.emulator.set_faults("500:get")
     result = provider.poll_tasks(ids)
     assert len(result.tasks) == 1 and not result.missed  # the other one: next round
@@ -775,8 +699,8 @@ def test_unknown_create_outcome_is_never_resent(core, provider, studio, fault):
 
 
 def test_refused_create_is_handed_back_to_be_queued(core, make_provider, studio):
-    clock = BudgetClock()
-    provider = make_provider(budget_clock=clock)
+    clock = FakeClock()
+    provider = make_provider(budget_clock=clock.monotonic)
     studio.emulator.set_faults("429:create")
     with pytest.raises(core.errors.RateLimited) as info:
         provider.create_task(build(core, "text_to_model", prompt="a kettle"))
@@ -789,16 +713,8 @@ def test_refused_create_is_handed_back_to_be_queued(core, make_provider, studio)
     assert list(studio.tasks()) == [task_id] and len(studio.creates()) == 2
 
 
-def test_create_not_sent_is_retried(core, make_provider, studio):
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    provider = make_provider(base_url=f"http://127.0.0.1:{port}")
-    with pytest.raises(core.errors.NetworkError) as info:
-        provider.create_task(build(core, "text_to_model", prompt="x"))
-    assert info.value.sent is False
-    assert not isinstance(info.value, core.errors.CreateOutcomeUnknown)
-    assert len(provider.sleeps) == core.http.RetryPolicy().max_attempts - 1
+def test_create_not_sent_is_retried(core, make_provider):
+    check_create_not_sent_is_retried(core, make_provider)
 
 
 @pytest.mark.parametrize("fault", ["truncate:download", "503:download", "reset_before:download",

@@ -18,34 +18,14 @@ TASK_ID = "3f2a1b4c-0000-4000-8000-000000000001"
 OTHER_ID = "3f2a1b4c-0000-4000-8000-000000000002"
 
 
-@pytest.fixture
-def inputs(tmod):
-    return tmod("core.protocol.inputs")
+def protocol_module(module: str, fixture_name: str = ""):
+    """A fixture that is the module ``core.protocol.<module>``, named after it unless named."""
+    return pytest.fixture(lambda tmod: tmod(f"core.protocol.{module}"), name=fixture_name or module)
 
 
-@pytest.fixture
-def records(tmod):
-    return tmod("core.protocol.records")
-
-
-@pytest.fixture
-def request_models(tmod):
-    return tmod("core.protocol.request_models")
-
-
-@pytest.fixture
-def vocabulary(tmod):
-    return tmod("core.protocol.vocabulary")
-
-
-@pytest.fixture
-def chains(tmod):
-    return tmod("core.protocol.chains")
-
-
-@pytest.fixture
-def E(tmod):
-    return tmod("core.protocol.errors")
+vocabulary, records, inputs, request_models, chains = (
+    protocol_module(name) for name in ("vocabulary", "records", "inputs", "request_models", "chains"))
+E = protocol_module("errors", "E")
 
 
 def expect_invalid(request_models, E, task_type, params, field, *fragments):

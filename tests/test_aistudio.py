@@ -678,6 +678,7 @@ def test_a_faulty_status_request_does_not_stop_the_polling_round(core, make_prov
     studio.emulator.set_faults("500:get")
     result = provider.poll_tasks(ids)
     assert len(result.tasks) == 1 and not result.missed  # the other one: next round
+    clock.advance(1.0)
     studio.emulator.set_faults("500:get:2")
     with pytest.raises(core.errors.ServerError):
         provider.poll_tasks(ids)

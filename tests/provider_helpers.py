@@ -1,7 +1,7 @@
 """What the provider tests of both tiers share: tests/fast/test_core_client.py drives Tripo v3
-and tests/test_aistudio.py 3D AI Studio, each against the emulator. No bpy: tests/ is on sys.path
-in both tiers. A test module imports the `core` and `provider` fixtures from here and defines its
-own `make_provider` (with :func:`made_providers`)."""
+and tests/test_aistudio.py 3D AI Studio, each against the emulator (tests/test_engine.py takes
+`core` too). No bpy: tests/ is on sys.path in both tiers. A test module imports the `core` and
+`provider` fixtures from here and defines its own `make_provider` (with :func:`made_providers`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fake_time import Sleeps
 
 @pytest.fixture
 def core(tmod):
-    """The core modules the provider tests use, by short name."""
+    """The core modules the provider and engine tests use, by short name."""
     class Core:
         vocabulary = tmod("core.protocol.vocabulary")
         records = tmod("core.protocol.records")
@@ -30,6 +30,8 @@ def core(tmod):
         studio = tmod("core.providers.aistudio")
         capabilities = tmod("core.providers.capabilities")
         settings = tmod("core.providers.settings")
+        jobs = tmod("core.engine.jobs")
+        journal = tmod("core.engine.journal")
     return Core
 
 

@@ -12,22 +12,11 @@ import time
 import pytest
 
 from fake_time import FakeClock
+from provider_helpers import core  # noqa: F401 - a fixture
 
 #: The reconcile window of these tests: a minute, which the fake clock passes at once (each check
 #: in it is still a real request to the emulator, hence not the ten minutes of the default).
 WINDOW = 60.0
-
-
-@pytest.fixture
-def core(tmod):
-    class Core:
-        jobs = tmod("core.engine.jobs")
-        journal = tmod("core.engine.journal")
-        errors = tmod("core.protocol.errors")
-        request_models = tmod("core.protocol.request_models")
-        tripo = tmod("core.providers.tripo_v3")
-        http = tmod("core.providers.http")
-    return Core
 
 
 def make_engine(core, emulator, tmp_path, retry=None, clock=None, **options):
@@ -35,9 +24,9 @@ def make_engine(core, emulator, tmp_path, retry=None, clock=None, **options):
     given)."""
     def provider():
         extra = {"retry": retry} if retry is not None else {}
-        return core.tripo.TripoV3Provider(emulator.api_key, emulator.base_url,
-                                          proxy=core.http.ProxyConfig(mode="none"), create_attempts=1,
-                                          **extra)
+        return core.v3.TripoV3Provider(emulator.api_key, emulator.base_url,
+                                       proxy=core.http.ProxyConfig(mode="none"), create_attempts=1,
+                                       **extra)
     clock = clock or FakeClock()
     engine = core.jobs.JobEngine(provider, core.journal.Journal(tmp_path / "journal"), tmp_path / "dl",
                                  base_url=emulator.base_url, sleep=clock.sleep, clock=clock.time,
@@ -111,7 +100,7 @@ def test_crash_after_sending_is_reconciled_and_adopted(core, emulator, tmp_path)
     job.provider, job.base_url, job.out_dir = "tripo", emulator.base_url, str(tmp_path / "dl" / job.job_id)
     core.journal.Journal(tmp_path / "journal").save(job.to_record())
     # ... and the create did reach Tripo:
-    sender = core.tripo.TripoV3Provider(emulator.api_key, emulator.base_url, proxy=core.http.ProxyConfig(mode="none"))
+    sender = core.v3.TripoV3Provider(emulator.api_key, emulator.base_url, proxy=core.http.ProxyConfig(mode="none"))
     request = core.request_models.build_request("text_to_model", prompt="a lost lantern",
                                                 model="v3.1-20260211")
     created = sender.create_task(request)

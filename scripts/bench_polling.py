@@ -19,7 +19,8 @@ import time
 
 from _bench_common import Emulator
 
-from tripo_blender.core import jobs, tasks
+from tripo_blender.core.engine import jobs
+from tripo_blender.core.protocol import request_models
 from tripo_blender.core.engine.journal import Journal
 from tripo_blender.core.providers.tripo_v3 import TripoV3Provider
 from tripo_blender.core.providers.http import ProxyConfig
@@ -29,8 +30,8 @@ PROMPT = "a wooden crate"  # one prompt: the emulator's asset cache makes every 
 
 
 def create_tasks(provider, n: int) -> list[str]:
-    return [provider.create_task(tasks.build_request("text_to_model", prompt=PROMPT, model="v3.1-20260211"))
-            for _ in range(n)]
+    request = request_models.build_request("text_to_model", prompt=PROMPT, model="v3.1-20260211")
+    return [provider.create_task(request) for _ in range(n)]
 
 
 def completion_times(emulator: Emulator) -> dict[str, float]:

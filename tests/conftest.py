@@ -93,7 +93,7 @@ def tripo(tripo_extension):
 
 @pytest.fixture
 def tmod(tripo_extension):
-    """tmod("core.protocol.tasks") -> the module bl_ext.user_default.tripo_blender.core.protocol.tasks."""
+    """tmod("core.protocol.records") -> the module bl_ext.user_default.tripo_blender.core.protocol.records."""
     return lambda name: importlib.import_module(f"{tripo_extension}.{name}")
 
 

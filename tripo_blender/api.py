@@ -22,7 +22,7 @@ from .blender import importer, metadata
 from .blender import runtime as _runtime
 from .blender.settings import OfflineError
 from .core import costs
-from .core.protocol import errors, tasks
+from .core.protocol import errors, request_models, vocabulary
 from .core.engine import recipes
 from .core.engine.jobs import ANALYSIS_KIND_OF_TASK, Job, Step
 
@@ -156,10 +156,10 @@ def run_task(task_type: str, source=None, *, name: str | None = None,
         job = recipes.analysis_job(ANALYSIS_KIND_OF_TASK[task_type], image, options=params, name=name)
     elif source is not None:
         job = recipes.chained_job(task_type, source, params, source_type=source_type,
-                                  label=name or tasks.task_label(task_type))
+                                  label=name or vocabulary.task_label(task_type))
     else:
-        job = Job.new(name or tasks.task_label(task_type), [Step(task_type, params)],
-                      {"name": name or tasks.task_label(task_type)})
+        job = Job.new(name or vocabulary.task_label(task_type), [Step(task_type, params)],
+                      {"name": name or vocabulary.task_label(task_type)})
     job_id = submit(job)
     return wait(job_id, timeout)[0] if wait_for_result else job_id
 
@@ -233,7 +233,7 @@ def estimate(task_type: str, *, provider: str | None = None, **params) -> costs.
     from .core.providers import capabilities
 
     provider = provider or connection_settings().provider
-    return capabilities.estimate(provider, tasks.build_request(task_type, **params))
+    return capabilities.estimate(provider, request_models.build_request(task_type, **params))
 
 
 def read_metadata(obj) -> dict | None:

@@ -44,5 +44,5 @@ from emulator_process import emulator, emulator_server  # noqa: E402,F401 - fixt
 
 @pytest.fixture
 def tmod():
-    """tmod("core.protocol.tasks") -> tripo_blender.core.protocol.tasks, imported from the repository."""
+    """tmod("core.protocol.records") -> tripo_blender.core.protocol.records, imported from the repository."""
     return lambda name: importlib.import_module(f"tripo_blender.{name}")

@@ -7,7 +7,6 @@ The fast tier (no Blender): `emulator` is reset before each test.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 import tracemalloc
@@ -17,60 +16,23 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from sample_files import write_glb, write_png
+from fake_time import FakeClock
+from provider_helpers import (  # noqa: F401 - core and provider are fixtures
+    build, check_create_not_sent_is_retried, core, made_providers, provider, run, wait_all)
+from sample_files import write_png
 
 
 # --------------------------------------------------------------------------- fixtures / helpers
 
 
-class Sleeps(list):
-    """Injected sleep: records the waits, sleeps only a little (tests stay fast)."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-        time.sleep(min(seconds, 0.02))
-
-
-@pytest.fixture
-def core(tmod):
-    class Core:
-        tasks = tmod("core.protocol.tasks")
-        chains = tmod("core.protocol.chains")
-        errors = tmod("core.protocol.errors")
-        http = tmod("core.providers.http")
-        v3 = tmod("core.providers.tripo_v3")
-        download = tmod("core.providers.download")
-        costs = tmod("core.costs")
-        provider = tmod("core.providers.provider")
-    return Core
-
-
 @pytest.fixture
 def make_provider(core, emulator):
-    made = []
+    def make(**options):
+        options.setdefault("base_url", emulator.base_url)
+        options.setdefault("proxy", core.http.ProxyConfig("none"))
+        return core.v3.TripoV3Provider(options.pop("api_key", emulator.api_key), **options)
 
-    def make(**kw):
-        kw.setdefault("base_url", emulator.base_url)
-        kw.setdefault("proxy", core.http.ProxyConfig("none"))
-        kw.setdefault("sleep", Sleeps())
-        api_key = kw.pop("api_key", emulator.api_key)
-        provider = core.v3.TripoV3Provider(api_key, **kw)
-        provider.sleeps = kw["sleep"]
-        made.append(provider)
-        return provider
-
-    yield make
-    for provider in made:
-        provider.close()
-
-
-@pytest.fixture
-def provider(make_provider):
-    return make_provider()
-
-
-def build(core, task_type, **params):
-    return core.tasks.build_request(task_type, **params)
+    yield from made_providers(make)
 
 
 def api_log(emulator):
@@ -81,28 +43,6 @@ def creates(emulator):
     reads = ("/v3/tasks", "/v3/account", "/v3/files")
     return [r for r in api_log(emulator)
             if r["method"] == "POST" and r["path"].startswith("/v3/") and not r["path"].startswith(reads)]
-
-
-def wait_all(provider, task_ids, timeout=180.0):
-    """Polls with POST /v3/tasks/list until every task is finished."""
-    pending, done = set(task_ids), {}
-    deadline = time.monotonic() + timeout
-    while pending:
-        assert time.monotonic() < deadline, f"tasks not finished: {pending}"
-        result = provider.poll_tasks(sorted(pending))
-        assert not result.missed, result.missed
-        for task_id, task in result.tasks.items():
-            if task.is_finished:
-                done[task_id] = task
-                pending.discard(task_id)
-        if pending:
-            time.sleep(0.2)
-    return done
-
-
-def run(provider, request):
-    task_id = provider.create_task(request)
-    return wait_all(provider, [task_id])[task_id]
 
 
 def assert_no_key_sent_to_files(emulator):
@@ -276,7 +216,7 @@ def test_upload_size_limits(core, provider, emulator, tmp_path):
         handle.truncate(151 * 1024 * 1024)
     before = len(api_log(emulator))
     with pytest.raises(core.errors.ValidationError, match="150 MB"):
-        provider.create_task(core.tasks.load_request("import_model", {"input": str(too_big)}))
+        provider.create_task(core.request_models.load_request("import_model", {"input": str(too_big)}))
     assert len(api_log(emulator)) == before
 
 
@@ -306,7 +246,7 @@ def test_balance_usage_and_polling_in_chunks(core, provider, emulator):
 
 def test_failed_task_reports_code_and_message(core, provider, emulator):
     task = run(provider, build(core, "text_to_model", prompt="please failme now"))
-    assert task.status is core.tasks.TaskStatus.FAILED and task.is_finished and not task.is_success
+    assert task.status is core.records.TaskStatus.FAILED and task.is_finished and not task.is_success
     assert task.error_code == 1001 and "failed" in task.error_message
     assert task.output.urls() == {}
 
@@ -476,16 +416,8 @@ def test_refused_create_gives_up_after_bounded_attempts(core, make_provider, emu
     assert len(creates(emulator)) == 3 and emulator.tasks() == {}
 
 
-def test_create_not_sent_is_retried(core, make_provider, emulator):
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    provider = make_provider(base_url=f"http://127.0.0.1:{port}")
-    with pytest.raises(core.errors.NetworkError) as info:
-        provider.create_task(build(core, "text_to_model", prompt="x"))
-    assert info.value.sent is False
-    assert not isinstance(info.value, core.errors.CreateOutcomeUnknown)
-    assert len(provider.sleeps) == core.http.RetryPolicy().max_attempts - 1
+def test_create_not_sent_is_retried(core, make_provider):
+    check_create_not_sent_is_retried(core, make_provider)
 
 
 @pytest.mark.parametrize("kind", ["reset_before", "malformed", "500", "503"])
@@ -654,17 +586,19 @@ def test_refreshing_expired_links_is_bounded_by_time(core, emulator, finished, t
     """A link that never works again (files gone) stops after `patience`, whatever the count."""
     emulator.set_faults("expire:download:100000")
     session = core.http.make_session(core.http.ProxyConfig(mode="none"))
+    clock = FakeClock()
     refreshes = []
 
     def refresh():
-        refreshes.append(time.monotonic())
+        refreshes.append(clock.monotonic())
         return finished.output.model_url
 
-    started = time.monotonic()
+    started = clock.monotonic()
     with pytest.raises(core.errors.DownloadError, match="kept failing for 2 s"):
         core.download.download_file(session, finished.output.model_url, tmp_path / "m.glb",
-                                    refresh_url=refresh, patience=2.0, sleep=lambda s: time.sleep(0.05))
-    assert time.monotonic() - started < 10 and len(refreshes) >= 3
+                                    refresh_url=refresh, patience=2.0, sleep=clock.sleep,
+                                    clock=clock.monotonic)
+    assert clock.monotonic() - started < 10 and len(refreshes) >= 3
     assert list(tmp_path.iterdir()) == []
     emulator.clear_faults()
 

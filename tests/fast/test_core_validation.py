@@ -1,8 +1,8 @@
 """The protocol core without a server: request validation, chain rules, local files, task
 parsing, error mapping, costs, base URL and proxy rules, read retries.
 
-The fast tier: plain CPython without Blender; `tmod("core.protocol.tasks")` is `tripo_blender.core.protocol.tasks`
-imported from the repository (tests/fast/conftest.py).
+The fast tier: plain CPython without Blender; `tmod("core.protocol.records")` is
+`tripo_blender.core.protocol.records` imported from the repository (tests/fast/conftest.py).
 """
 
 from __future__ import annotations
@@ -18,24 +18,19 @@ TASK_ID = "3f2a1b4c-0000-4000-8000-000000000001"
 OTHER_ID = "3f2a1b4c-0000-4000-8000-000000000002"
 
 
-@pytest.fixture
-def T(tmod):
-    return tmod("core.protocol.tasks")
+def protocol_module(module: str, fixture_name: str = ""):
+    """A fixture that is the module ``core.protocol.<module>``, named after it unless named."""
+    return pytest.fixture(lambda tmod: tmod(f"core.protocol.{module}"), name=fixture_name or module)
 
 
-@pytest.fixture
-def chains(tmod):
-    return tmod("core.protocol.chains")
+vocabulary, records, inputs, request_models, chains = (
+    protocol_module(name) for name in ("vocabulary", "records", "inputs", "request_models", "chains"))
+E = protocol_module("errors", "E")
 
 
-@pytest.fixture
-def E(tmod):
-    return tmod("core.protocol.errors")
-
-
-def expect_invalid(T, E, task_type, params, field, *fragments):
+def expect_invalid(request_models, E, task_type, params, field, *fragments):
     with pytest.raises(E.ValidationError) as info:
-        T.build_request(task_type, **params)
+        request_models.build_request(task_type, **params)
     exc = info.value
     assert isinstance(exc, ValueError)
     assert type(exc).__module__ == E.__name__  # ours, never pydantic's
@@ -134,8 +129,8 @@ GOOD = [
 
 @pytest.mark.parametrize("task_type,params,expected", GOOD,
                          ids=[f"{g[0]}-{i}" for i, g in enumerate(GOOD)])
-def test_good_requests_build_and_serialise(T, task_type, params, expected):
-    request = T.build_request(task_type, **params)
+def test_good_requests_build_and_serialise(request_models, task_type, params, expected):
+    request = request_models.build_request(task_type, **params)
     assert request.task_type == task_type
     assert request.route.startswith("/v3/")
     body = request.to_body()
@@ -144,7 +139,7 @@ def test_good_requests_build_and_serialise(T, task_type, params, expected):
     assert all(v is not None for v in body.values())  # unset options are not sent
 
 
-def test_every_live_type_has_a_request_and_route(T):
+def test_every_live_type_has_a_request_and_route(request_models):
     expected_routes = {
         "text_to_model": "/v3/generation/text-to-model",
         "image_to_model": "/v3/generation/image-to-model",
@@ -166,19 +161,19 @@ def test_every_live_type_has_a_request_and_route(T):
         "image_to_splat": "/v3/generation/image-to-splat",
         "image_to_depth": "/v3/generation/image-to-depth",
     }
-    assert T.ROUTES == expected_routes
+    assert request_models.ROUTES == expected_routes
     tested = {g[0] for g in GOOD}
     assert tested == set(expected_routes)
 
 
-def test_generation_model_defaults_to_current_version(T):
-    body = T.build_request("image_to_model", input=TASK_ID, model=None).to_body()
-    assert body["model"] == "v3.1-20260211" == T.DEFAULT_GENERATION_MODEL
+def test_generation_model_defaults_to_current_version(request_models, vocabulary):
+    body = request_models.build_request("image_to_model", input=TASK_ID, model=None).to_body()
+    assert body["model"] == "v3.1-20260211" == vocabulary.DEFAULT_GENERATION_MODEL
 
 
-def test_p1_drops_refused_options_that_are_off(T):
-    body = T.build_request("text_to_model", prompt="x", model="P1-20260311", quad=False,
-                           smart_low_poly=False, geometry_quality="standard").to_body()
+def test_p1_drops_refused_options_that_are_off(request_models):
+    body = request_models.build_request("text_to_model", prompt="x", model="P1-20260311", quad=False,
+                                        smart_low_poly=False, geometry_quality="standard").to_body()
     assert not {"quad", "smart_low_poly", "geometry_quality"} & set(body)
 
 
@@ -317,41 +312,44 @@ BAD = [
 
 @pytest.mark.parametrize("task_type,params,field,fragments", BAD,
                          ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
-def test_bad_requests_raise_readable_validation_errors(T, E, task_type, params, field, fragments):
-    expect_invalid(T, E, task_type, params, field, *fragments)
+def test_bad_requests_raise_readable_validation_errors(request_models, E, task_type, params, field,
+                                                       fragments):
+    expect_invalid(request_models, E, task_type, params, field, *fragments)
 
 
-def test_unknown_task_type(T, E):
-    exc = expect_invalid(T, E, "teleport_model", {}, "type", "Unknown task type", "text_to_model")
+def test_unknown_task_type(request_models, E):
+    exc = expect_invalid(request_models, E, "teleport_model", {}, "type", "Unknown task type",
+                         "text_to_model")
     assert not isinstance(exc, E.RetiredTaskType)
 
 
 @pytest.mark.parametrize("task_type", ["refine_model", "stylize_model"])
-def test_retired_task_types_are_refused(T, E, task_type):
+def test_retired_task_types_are_refused(request_models, E, task_type):
     with pytest.raises(E.RetiredTaskType) as info:
-        T.build_request(task_type, draft_model_task_id=TASK_ID)
+        request_models.build_request(task_type, draft_model_task_id=TASK_ID)
     assert isinstance(info.value, E.ValidationError) and isinstance(info.value, ValueError)
     assert "retired by Tripo" in info.value.user_message()
-    assert task_type not in T.REQUEST_CLASSES
+    assert task_type not in request_models.REQUEST_CLASSES
 
 
-def test_several_problems_are_reported_together(T, E):
-    exc = expect_invalid(T, E, "text_to_model", {"prompt": "x", "face_limit": "a", "texture_quality": "q"},
+def test_several_problems_are_reported_together(request_models, E):
+    exc = expect_invalid(request_models, E, "text_to_model",
+                         {"prompt": "x", "face_limit": "a", "texture_quality": "q"},
                          None, "face_limit", "texture_quality")
     assert {f for f, _ in exc.problems} == {"face_limit", "texture_quality"}
 
 
-def test_validate_request_rechecks_a_copied_request(T, E):
-    request = T.build_request("text_to_model", prompt="x")
+def test_validate_request_rechecks_a_copied_request(request_models, E):
+    request = request_models.build_request("text_to_model", prompt="x")
     broken = request.model_copy(update={"face_limit": 5})  # model_copy skips validation
     with pytest.raises(E.ValidationError) as info:
-        T.validate_request(broken)
+        request_models.validate_request(broken)
     assert info.value.field == "face_limit"
 
 
-def test_load_request_does_not_touch_files(T, tmp_path):
+def test_load_request_does_not_touch_files(request_models, tmp_path):
     missing = str(tmp_path / "gone.png")
-    request = T.load_request("image_to_model", {"input": missing, "face_limit": None})
+    request = request_models.load_request("image_to_model", {"input": missing, "face_limit": None})
     assert [r.name for r in request.local_files()] == ["input"]
 
 
@@ -364,31 +362,31 @@ def test_load_request_does_not_touch_files(T, tmp_path):
     (lambda p: write_webp_header(p / "b.webp", 300, 200, "VP8L"), "webp"),
     (lambda p: write_webp_header(p / "c.webp", 300, 200, "VP8X"), "webp"),
 ])
-def test_validate_image_file_reads_headers(T, tmp_path, maker, fmt):
-    assert T.validate_image_file(maker(tmp_path)) == (fmt, 300, 200)
+def test_validate_image_file_reads_headers(inputs, tmp_path, maker, fmt):
+    assert inputs.validate_image_file(maker(tmp_path)) == (fmt, 300, 200)
 
 
-def test_image_type_is_checked_by_content_not_extension(T, E, tmp_path):
+def test_image_type_is_checked_by_content_not_extension(inputs, E, tmp_path):
     fake = tmp_path / "photo.png"
     fake.write_bytes(b"GIF89a" + b"\x00" * 40)
     with pytest.raises(E.ValidationError) as info:
-        T.validate_image_file(fake)
+        inputs.validate_image_file(fake)
     assert "GIF" in info.value.message and "PNG, JPEG" in info.value.message
     jpeg_named_png = write_jpeg_header(tmp_path / "x.png", 100, 100)
-    assert T.validate_image_file(jpeg_named_png)[0] == "jpeg"
+    assert inputs.validate_image_file(jpeg_named_png)[0] == "jpeg"
 
 
 @pytest.mark.parametrize("width,height", [(19, 100), (100, 19), (6001, 100), (100, 6001)])
-def test_image_sides_must_be_20_to_6000(T, E, tmp_path, width, height):
+def test_image_sides_must_be_20_to_6000(inputs, E, tmp_path, width, height):
     path = write_jpeg_header(tmp_path / "big.jpg", width, height)
     with pytest.raises(E.ValidationError) as info:
-        T.validate_image_file(path, field="input")
+        inputs.validate_image_file(path, field="input")
     assert f"{width}x{height}" in info.value.message and "20 and 6000" in info.value.message
     assert info.value.field == "input"
 
 
-def test_image_edges_accepted(T, tmp_path):
-    assert T.validate_image_file(write_jpeg_header(tmp_path / "a.jpg", 20, 6000))[1:] == (20, 6000)
+def test_image_edges_accepted(inputs, tmp_path):
+    assert inputs.validate_image_file(write_jpeg_header(tmp_path / "a.jpg", 20, 6000))[1:] == (20, 6000)
 
 
 @pytest.mark.parametrize("content,fragment", [
@@ -398,46 +396,47 @@ def test_image_edges_accepted(T, tmp_path):
     (b"\xff\xd8\xff\xe0\x00\x10", "damaged"),
     (b"hello world, not an image", "not a PNG, JPEG or WebP"),
 ])
-def test_unreadable_images(T, E, tmp_path, content, fragment):
+def test_unreadable_images(inputs, E, tmp_path, content, fragment):
     path = tmp_path / "img.png"
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(E.ValidationError) as info:
-        T.validate_image_file(path)
+        inputs.validate_image_file(path)
     assert fragment in info.value.message
 
 
-def test_build_request_checks_local_image_inputs(T, E, tmp_path):
+def test_build_request_checks_local_image_inputs(request_models, E, tmp_path):
     good = write_png(tmp_path / "front.png", 64, 64)
-    request = T.build_request("image_to_model", input=str(good))
+    request = request_models.build_request("image_to_model", input=str(good))
     assert [(r.name, r.kind) for r in request.local_files()] == [("input", "image")]
     tiny = write_png(tmp_path / "tiny.png", 10, 10)
-    exc = expect_invalid(T, E, "multiview_to_model", {"inputs": [str(good), None, str(tiny), None]},
-                         "inputs[2]", "tiny.png", "10x10")
+    exc = expect_invalid(request_models, E, "multiview_to_model",
+                         {"inputs": [str(good), None, str(tiny), None]}, "inputs[2]", "tiny.png", "10x10")
     assert exc.field == "inputs[2]"
-    expect_invalid(T, E, "texture_model",
+    expect_invalid(request_models, E, "texture_model",
                    {"input": TASK_ID, "texture_prompt": {"style_image": str(tmp_path / "none.png")}},
                    "texture_prompt.style_image", "does not exist")
 
 
-def test_model_files_for_import(T, E, tmp_path):
+def test_model_files_for_import(request_models, E, tmp_path):
     glb = write_glb(tmp_path / "chair.glb")
-    assert T.build_request("import_model", input=str(glb)).local_files()[0].kind == "model"
+    assert request_models.build_request("import_model", input=str(glb)).local_files()[0].kind == "model"
     gltf = tmp_path / "chair.gltf"
     gltf.write_text("{}")
-    expect_invalid(T, E, "import_model", {"input": str(gltf)}, "input", ".glb")
+    expect_invalid(request_models, E, "import_model", {"input": str(gltf)}, "input", ".glb")
     blend = tmp_path / "chair.blend"
     blend.write_bytes(b"BLENDER")
-    expect_invalid(T, E, "import_model", {"input": str(blend)}, "input", ".glb, .fbx, .obj, .stl")
+    expect_invalid(request_models, E, "import_model", {"input": str(blend)}, "input",
+                   ".glb, .fbx, .obj, .stl")
     bad_glb = tmp_path / "bad.glb"
     bad_glb.write_bytes(b"not a glb")
-    expect_invalid(T, E, "import_model", {"input": str(bad_glb)}, "input", "not a valid .glb")
+    expect_invalid(request_models, E, "import_model", {"input": str(bad_glb)}, "input", "not a valid .glb")
 
 
-def test_with_inputs_replaces_local_paths(T, tmp_path):
+def test_with_inputs_replaces_local_paths(request_models, tmp_path):
     a = write_png(tmp_path / "a.png")
     b = write_png(tmp_path / "b.png")
-    request = T.build_request("multiview_to_model", inputs=[str(a), str(b), None, str(a)])
+    request = request_models.build_request("multiview_to_model", inputs=[str(a), str(b), None, str(a)])
     refs = request.local_files()
     assert [r.path for r in refs] == [("inputs", 0), ("inputs", 1), ("inputs", 3)]
     swapped = request.with_inputs({r.path: f"file_{i}" for i, r in enumerate(refs)})
@@ -445,12 +444,12 @@ def test_with_inputs_replaces_local_paths(T, tmp_path):
     assert swapped.local_files() == []
 
 
-def test_classify_input(T):
-    kind = T.InputKind
-    assert T.classify_input(TASK_ID) is kind.TASK_ID
-    assert T.classify_input("file_0a1b") is kind.FILE_TOKEN
-    assert T.classify_input("HTTPS://x.org/a.png") is kind.URL
-    assert T.classify_input(str(Path("/tmp/a.png").resolve())) is kind.LOCAL_FILE
+def test_classify_input(inputs):
+    kind = inputs.InputKind
+    assert inputs.classify_input(TASK_ID) is kind.TASK_ID
+    assert inputs.classify_input("file_0a1b") is kind.FILE_TOKEN
+    assert inputs.classify_input("HTTPS://x.org/a.png") is kind.URL
+    assert inputs.classify_input(str(Path("/tmp/a.png").resolve())) is kind.LOCAL_FILE
 
 
 # --------------------------------------------------------------------------- chain rules
@@ -527,8 +526,8 @@ def test_chain_for_unchained_and_retired_types(chains, E):
 # --------------------------------------------------------------------------- task parsing
 
 
-def test_task_parsing_success(T):
-    task = T.Task.from_api({
+def test_task_parsing_success(records):
+    task = records.Task.from_api({
         "task_id": "t1", "type": "text_to_model", "status": "success", "progress": 100,
         "input": {"prompt": "x"}, "credits_consumed": "40", "created_at": "2026-04-28T12:00:00Z",
         "completed_at": "2026-04-28T12:01:00Z",
@@ -545,18 +544,18 @@ def test_task_parsing_success(T):
     assert task.output.get_url("pbr_model_url") == "https://h/p.glb"
 
 
-def test_task_parsing_is_defensive(T):
-    task = T.Task.from_api({"status": "exploded", "progress": None, "output": None, "input": "x",
-                            "error_msg": "boom", "error_code": "2008", "queuing_num": "3",
-                            "running_left_time": 12.5, "credits_consumed": None},
-                           task_id="t2")
+def test_task_parsing_is_defensive(records):
+    task = records.Task.from_api({"status": "exploded", "progress": None, "output": None, "input": "x",
+                                  "error_msg": "boom", "error_code": "2008", "queuing_num": "3",
+                                  "running_left_time": 12.5, "credits_consumed": None},
+                                 task_id="t2")
     assert task.task_id == "t2"
-    assert task.status is T.TaskStatus.UNKNOWN and not task.is_finished and not task.is_success
+    assert task.status is records.TaskStatus.UNKNOWN and not task.is_finished and not task.is_success
     assert task.progress == 0 and task.input == {} and task.output.model_url is None
     assert task.error_message == "boom" and task.error_code == 2008
     assert task.queuing_num == 3 and task.running_left_time == 12.5
-    assert T.Task.from_api(None, task_id="t3").status is T.TaskStatus.UNKNOWN
-    assert T.Task.from_api({"progress": 42.6}).progress == 43
+    assert records.Task.from_api(None, task_id="t3").status is records.TaskStatus.UNKNOWN
+    assert records.Task.from_api({"progress": 42.6}).progress == 43
 
 
 @pytest.mark.parametrize("raw,status,finished", [
@@ -565,13 +564,13 @@ def test_task_parsing_is_defensive(T):
     ("banned", "failed", True), ("expired", "failed", True), ("paused", "unknown", False),
     ("unknown", "unknown", False),
 ])
-def test_task_status_values(T, raw, status, finished):
-    parsed = T.TaskStatus(raw)
+def test_task_status_values(records, raw, status, finished):
+    parsed = records.TaskStatus(raw)
     assert parsed.value == status and parsed.is_finished is finished
 
 
-def test_task_output_aliases(T):
-    out = T.Task.from_api({"status": "success", "output": {
+def test_task_output_aliases(records):
+    out = records.Task.from_api({"status": "success", "output": {
         "riggable": True, "topology": "quadruped",
         "generate_multiview_image": {"front_view_url": "https://h/f.png", "left_view_url": "https://h/l.png",
                                      "back_view_url": None, "right_view_url": "https://h/r.png"}}}).output
@@ -582,9 +581,9 @@ def test_task_output_aliases(T):
     assert "multiview.back_view_url" not in out.urls()
 
 
-def test_task_type_aliases(T):
-    assert T.Task.from_api({"type": "uv_unwrap"}).type == "mesh_uv"
-    assert T.UsageItem.model_validate({"task_id": "a", "type": "uv_unwrap"}).type == "mesh_uv"
+def test_task_type_aliases(records):
+    assert records.Task.from_api({"type": "uv_unwrap"}).type == "mesh_uv"
+    assert records.UsageItem.model_validate({"task_id": "a", "type": "uv_unwrap"}).type == "mesh_uv"
 
 
 # --------------------------------------------------------------------------- errors
@@ -646,8 +645,8 @@ CREDIT_EXAMPLES = [  # 3D AI Studio's published worked examples of credit costs
 
 
 @pytest.mark.parametrize("task_type,params,credits", CREDIT_EXAMPLES)
-def test_credit_examples_of_the_published_table(tmod, T, task_type, params, credits):
-    estimate = tmod("core.costs").estimate_credits(T.build_request(task_type, **params))
+def test_credit_examples_of_the_published_table(tmod, request_models, task_type, params, credits):
+    estimate = tmod("core.costs").estimate_credits(request_models.build_request(task_type, **params))
     assert estimate.credits == credits
     assert sum(v for _, v in estimate.breakdown) == credits
     assert estimate.is_estimate and not estimate.is_guess
@@ -671,16 +670,16 @@ OTHER_COSTS = [
 
 
 @pytest.mark.parametrize("task_type,params,credits,guess", OTHER_COSTS)
-def test_other_cost_estimates(tmod, T, task_type, params, credits, guess):
-    estimate = tmod("core.costs").estimate_credits(T.build_request(task_type, **params))
+def test_other_cost_estimates(tmod, request_models, task_type, params, credits, guess):
+    estimate = tmod("core.costs").estimate_credits(request_models.build_request(task_type, **params))
     assert (estimate.credits, estimate.is_guess) == (credits, guess)
     assert ("rough guess" in estimate.describe()) is guess
 
 
-def test_every_live_type_has_an_estimate(tmod, T):
+def test_every_live_type_has_an_estimate(tmod, request_models):
     costs = tmod("core.costs")
     for task_type, params, _ in GOOD:
-        assert costs.estimate_credits(T.build_request(task_type, **params)).credits >= 0
+        assert costs.estimate_credits(request_models.build_request(task_type, **params)).credits >= 0
 
 
 # --------------------------------------------------------------------------- base URL, key, proxies

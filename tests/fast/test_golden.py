@@ -67,8 +67,8 @@ def assert_same_intent(ours: dict, sdk: dict, server_defaults: dict, where: str 
 def test_create_request_matches_the_sdk(tmod, name):
     fixture = CREATES[name]
     (sent,) = fixture["requests"]
-    request = tmod("core.protocol.tasks").build_request(fixture["ours"]["task_type"],
-                                               **fixture["ours"]["params"])
+    request = tmod("core.protocol.request_models").build_request(fixture["ours"]["task_type"],
+                                                                 **fixture["ours"]["params"])
     assert (sent["method"], sent["route"]) == ("POST", request.route)
     assert sent["headers"]["content-type"] == "application/json"
     assert_same_intent(request.to_body(), sent["json"], fixture["server_defaults"])
@@ -76,12 +76,13 @@ def test_create_request_matches_the_sdk(tmod, name):
 
 def test_sent_creates_are_json_with_the_key(tmod, emulator):
     """The headers of a create as it leaves our provider (the body is compared above)."""
-    tasks, v3, http = tmod("core.protocol.tasks"), tmod("core.providers.tripo_v3"), tmod("core.providers.http")
+    request_models = tmod("core.protocol.request_models")
+    v3, http = tmod("core.providers.tripo_v3"), tmod("core.providers.http")
     provider = v3.TripoV3Provider(emulator.api_key, base_url=emulator.base_url,
                                   proxy=http.ProxyConfig("none"))
     try:
-        provider.create_task(tasks.build_request("text_to_image", prompt="a castle",
-                                                     negative_prompt="fog"))
+        provider.create_task(request_models.build_request("text_to_image", prompt="a castle",
+                                                          negative_prompt="fog"))
     finally:
         provider.close()
     (create,) = emulator.creates()

@@ -44,7 +44,7 @@ import bpy
 from ..core.batch import batchfile
 from ..core.batch.source import BatchFileError
 from ..core import costs
-from ..core.protocol import errors, tasks
+from ..core.protocol import errors, request_models
 from ..core.engine import history as core_history
 from ..core.engine import jobs as core_jobs
 from ..core.engine.journal import Journal
@@ -679,9 +679,9 @@ class BatchRun:
             params = dict(step.get("params") or {})
             if step.get("input_from") is not None:
                 params["input"] = steps[step["input_from"]].get("task_id")
-            route, body, estimate = tasks.ROUTES.get(step["task_type"]), params, None
+            route, body, estimate = request_models.ROUTES.get(step["task_type"]), params, None
             try:
-                request = tasks.load_request(step["task_type"], params)
+                request = request_models.load_request(step["task_type"], params)
                 body = request.to_body()
                 estimate = costs.estimate_credits(request).credits
             except errors.TripoError:

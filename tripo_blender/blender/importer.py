@@ -29,7 +29,7 @@ import bpy
 from mathutils import Matrix
 
 from ..core.engine.jobs import record_credits
-from ..core.protocol import tasks
+from ..core.protocol import vocabulary
 from . import assets, metadata
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def base_metadata(job: dict, step_index: int) -> dict:
     source = params.get("input") or ""
     if step.get("input_from") is not None:
         source = job["steps"][step["input_from"]].get("task_id") or ""
-    generation = next((s for s in job["steps"] if s["task_type"] in tasks.GENERATION_TYPES), None)
+    generation = next((s for s in job["steps"] if s["task_type"] in vocabulary.GENERATION_TYPES), None)
     return {
         "provider": job.get("provider") or "tripo",
         "asset_id": meta.get("asset_id") or job["job_id"],

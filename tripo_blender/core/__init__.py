@@ -7,7 +7,8 @@ run in a worker thread and be tested without Blender. Turning results into Blend
 the job of the Blender layer, on the main thread.
 
 One subpackage per concern; each imports only the ones listed before it:
-  protocol/   request models and validation, task records, chain rules, errors
+  protocol/   task vocabulary, request models and validation, task records, inputs, chain rules,
+              errors
   costs.py    credit estimates from Tripo's published prices
   providers/  the services that run tasks (the ``Provider`` seam, Tripo v3, 3D AI Studio), HTTP,
               downloads, capabilities and connection settings
@@ -15,5 +16,6 @@ One subpackage per concern; each imports only the ones listed before it:
   batch/      batch files: parse, schema, plan
 
 Keep these ``__init__`` files light: import submodules explicitly
-(``from .core.protocol import tasks``, ``from .core.providers.tripo_v3 import TripoV3Provider``).
+(``from .core.protocol import request_models``,
+``from .core.providers.tripo_v3 import TripoV3Provider``).
 """

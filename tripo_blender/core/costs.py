@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .protocol import tasks as t
+from .protocol import request_models, vocabulary
 
 __all__ = ["CostEstimate", "estimate_credits", "PUBLISHED_SOURCE", "GUESSED_SOURCE",
            "GUESSED_PRICES"]
@@ -24,8 +24,10 @@ PUBLISHED_SOURCE = "3D AI Studio's published price list for Tripo v3.0/v3.1 (as 
 GUESSED_SOURCE = "no published price; the add-on's guess"
 
 # 3D AI Studio's published prices.
-_GEN_BASE = {t.TEXT_TO_MODEL: 20.0, t.IMAGE_TO_MODEL: 40.0, t.MULTIVIEW_TO_MODEL: 40.0}
-_GEN_BASE_P1 = {t.TEXT_TO_MODEL: 60.0, t.IMAGE_TO_MODEL: 80.0, t.MULTIVIEW_TO_MODEL: 80.0}
+_GEN_BASE = {vocabulary.TEXT_TO_MODEL: 20.0, vocabulary.IMAGE_TO_MODEL: 40.0,
+             vocabulary.MULTIVIEW_TO_MODEL: 40.0}
+_GEN_BASE_P1 = {vocabulary.TEXT_TO_MODEL: 60.0, vocabulary.IMAGE_TO_MODEL: 80.0,
+                vocabulary.MULTIVIEW_TO_MODEL: 80.0}
 _TEXTURE = {"standard": 20.0, "detailed": 40.0}
 _GEOMETRY_DETAILED = 40.0
 _SMART_LOW_POLY = 20.0
@@ -41,19 +43,19 @@ _SEGMENTATION = 80.0
 
 #: Guesses for task types without a published price (credits; per clip for retarget).
 GUESSED_PRICES: dict[str, float] = {
-    t.TEXT_TO_IMAGE: 10.0,
-    t.GENERATE_IMAGE: 10.0,
-    t.GENERATE_MULTIVIEW_IMAGE: 10.0,
-    t.EDIT_MULTIVIEW_IMAGE: 10.0,
-    t.IMAGE_TO_SPLAT: 10.0,
-    t.IMAGE_TO_DEPTH: 10.0,
-    t.MESH_COMPLETION: 20.0,
-    t.HIGHPOLY_TO_LOWPOLY: 10.0,
-    t.MESH_UV: 10.0,
-    t.ANIMATE_PRERIGCHECK: 0.0,
-    t.ANIMATE_RIG: 25.0,
-    t.ANIMATE_RETARGET: 10.0,  # per animation clip ("billed per clip")
-    t.IMPORT_MODEL: 0.0,
+    vocabulary.TEXT_TO_IMAGE: 10.0,
+    vocabulary.GENERATE_IMAGE: 10.0,
+    vocabulary.GENERATE_MULTIVIEW_IMAGE: 10.0,
+    vocabulary.EDIT_MULTIVIEW_IMAGE: 10.0,
+    vocabulary.IMAGE_TO_SPLAT: 10.0,
+    vocabulary.IMAGE_TO_DEPTH: 10.0,
+    vocabulary.MESH_COMPLETION: 20.0,
+    vocabulary.HIGHPOLY_TO_LOWPOLY: 10.0,
+    vocabulary.MESH_UV: 10.0,
+    vocabulary.ANIMATE_PRERIGCHECK: 0.0,
+    vocabulary.ANIMATE_RIG: 25.0,
+    vocabulary.ANIMATE_RETARGET: 10.0,  # per animation clip ("billed per clip")
+    vocabulary.IMPORT_MODEL: 0.0,
 }
 
 
@@ -90,7 +92,7 @@ def _make(items: list[tuple[str, float]], *, guess: bool = False) -> CostEstimat
     )
 
 
-def _generation(req: "t._GenerationRequest") -> CostEstimate:
+def _generation(req: "request_models._GenerationRequest") -> CostEstimate:
     p1 = req.is_p1
     base = (_GEN_BASE_P1 if p1 else _GEN_BASE)[req.task_type]
     items: list[tuple[str, float]] = [("base (P1)" if p1 else "base", base)]
@@ -113,31 +115,31 @@ def _generation(req: "t._GenerationRequest") -> CostEstimate:
     return _make(items)
 
 
-def estimate_credits(request: "t.TaskRequest") -> CostEstimate:
-    """Estimated credits of ``request`` (a :class:`~.tasks.TaskRequest`)."""
+def estimate_credits(request: "request_models.TaskRequest") -> CostEstimate:
+    """Estimated credits of ``request`` (a :class:`~.request_models.TaskRequest`)."""
     task_type = request.task_type
-    if isinstance(request, t._GenerationRequest):
+    if isinstance(request, request_models._GenerationRequest):
         return _generation(request)
-    if isinstance(request, t.TextureModelRequest):
+    if isinstance(request, request_models.TextureModelRequest):
         quality = request.texture_quality or "standard"
         items = [(f"texture ({quality})", _TEXTURE_MODEL[quality])]
         if request.texture_prompt is not None and request.texture_prompt.style_image:
             items.append(("style image", _STYLE_IMAGE))
         return _make(items)
-    if isinstance(request, t.ConvertModelRequest):
+    if isinstance(request, request_models.ConvertModelRequest):
         advanced = request.non_default_options()
         items = [("convert (advanced)" if advanced else "convert (basic)",
                   _CONVERT_ADVANCED if advanced else _CONVERT_BASIC)]
         if request.quad:
             items.append(("quad", _CONVERT_QUAD))
         return _make(items)
-    if isinstance(request, t.MeshSegmentationRequest):
+    if isinstance(request, request_models.MeshSegmentationRequest):
         return _make([("segmentation", _SEGMENTATION)])
-    if isinstance(request, t.AnimateRetargetRequest):
+    if isinstance(request, request_models.AnimateRetargetRequest):
         clips = max(1, len(request.clips))
-        per = GUESSED_PRICES[t.ANIMATE_RETARGET]
+        per = GUESSED_PRICES[vocabulary.ANIMATE_RETARGET]
         return _make([(f"animation x{clips}", per * clips)], guess=True)
     price: Optional[float] = GUESSED_PRICES.get(task_type)
     if price is None:
         price = 0.0
-    return _make([(t.task_label(task_type).lower(), price)], guess=True)
+    return _make([(vocabulary.task_label(task_type).lower(), price)], guess=True)

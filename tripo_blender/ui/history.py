@@ -17,7 +17,7 @@ from bpy.props import StringProperty
 from ..blender import history as blender_history
 from ..blender.runtime import get_runtime
 from ..blender.settings import OfflineError
-from ..core.protocol import errors, tasks
+from ..core.protocol import errors, vocabulary
 from .operators import finish_synchronously, not_in_object_mode, user_message
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,8 @@ class TRIPO_PT_history(bpy.types.Panel):
             column = row.column(align=True)
             column.label(text=(entry.prompt or entry.label or entry.task_id)[:60])
             credits = f" · {entry.credits:g} credits" if entry.credits else ""
-            column.label(text=f"{tasks.task_label(entry.task_type)} · {entry.created_at[:16].replace('T', ' ')}"
-                              f"{credits}")
+            made = entry.created_at[:16].replace("T", " ")
+            column.label(text=f"{vocabulary.task_label(entry.task_type)} · {made}{credits}")
             column.label(text=f"{entry.task_id} · {entry.state}")
             if blender_history.can_reimport(entry):
                 column.operator("tripo.history_reimport", icon="IMPORT").task_id = entry.task_id

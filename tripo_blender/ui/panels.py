@@ -15,7 +15,7 @@ from ..blender import importer
 from ..blender.runtime import get_runtime
 from ..blender.settings import configured_provider
 from ..core.providers import capabilities
-from ..core.protocol import errors, tasks
+from ..core.protocol import errors, request_models, vocabulary
 from ..core.engine import jobs as core_jobs
 from ..core.providers.settings import OFFLINE_MESSAGE
 
@@ -36,7 +36,7 @@ def _estimate_analysis(provider: str, kind: str, option_items: tuple) -> tuple[s
     if unavailable:
         return "", unavailable
     try:
-        request = tasks.build_request(task_type, input="file_estimate", **dict(option_items))
+        request = request_models.build_request(task_type, input="file_estimate", **dict(option_items))
         return capabilities.estimate(provider, request).describe(), ""
     except errors.TripoError as exc:
         return "", exc.user_message()
@@ -61,10 +61,11 @@ def _estimate(provider: str, mode: str, prompt: str, option_items: tuple) -> tup
     else:
         params["inputs"] = ["file_front", "file_left", None, None]
     try:
-        estimate = capabilities.estimate(provider, tasks.build_request(task_type, **params))
+        estimate = capabilities.estimate(provider, request_models.build_request(task_type, **params))
         text = estimate.describe()
         if mode == "TEXT_IMAGE":
-            image = capabilities.estimate(provider, tasks.build_request("text_to_image", prompt="x"))
+            concept = request_models.build_request("text_to_image", prompt="x")
+            image = capabilities.estimate(provider, concept)
             text = f"{text} + image {image.describe()}"
         return text, ""
     except errors.TripoError as exc:
@@ -212,7 +213,8 @@ def _draw_job(box, runtime, job: dict, now: float) -> None:
     head.label(text=job.get("label", ""), icon=_state_icon(state or ""))
     head.label(text=f"{int(now - job.get('created_at', now))} s")
     progress = core_jobs.record_progress(job)
-    text = f"{tasks.task_label(step.get('task_type'))} · {'ready to import' if state == 'ready' else state}"
+    shown_state = "ready to import" if state == "ready" else state
+    text = f"{vocabulary.task_label(step.get('task_type'))} · {shown_state}"
     if hasattr(box, "progress"):
         box.progress(factor=progress, type="BAR", text=text)
     else:  # Blender < 4.0 has no progress widget

@@ -5,12 +5,13 @@ from __future__ import annotations
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty)
 
-from ..core.protocol import tasks
+from ..core.protocol import request_models, vocabulary
 
-# Every value and default below comes from core.protocol.tasks; only labels and descriptions are the UI's.
-_GENERATION_DEFAULTS = tasks.ImageToModelRequest.SERVER_DEFAULTS
-_RIG_DEFAULTS = tasks.AnimateRigRequest.SERVER_DEFAULTS
-_DEPTH_DEFAULTS = tasks.ImageToDepthRequest.SERVER_DEFAULTS
+# Every value and default below comes from core.protocol (vocabulary, request_models); only
+# labels and descriptions are the UI's.
+_GENERATION_DEFAULTS = request_models.ImageToModelRequest.SERVER_DEFAULTS
+_RIG_DEFAULTS = request_models.AnimateRigRequest.SERVER_DEFAULTS
+_DEPTH_DEFAULTS = request_models.ImageToDepthRequest.SERVER_DEFAULTS
 _TEXTURE_FORMAT_DEFAULT = "DEFAULT"  # not sent: Tripo's own default (JPEG)
 
 
@@ -28,27 +29,27 @@ def _verbatim_items(values) -> list:
 def _model_items() -> list:
     # Preview models are for scripts that name them; the panel offers the released ones.
     items = []
-    for version in tasks.GENERATION_MODELS:
-        if version in tasks.PREVIEW_GENERATION_MODELS:
+    for version in vocabulary.GENERATION_MODELS:
+        if version in vocabulary.PREVIEW_GENERATION_MODELS:
             continue
         label = version.split("-")[0]
         description = f"Tripo {label}"
-        if version == tasks.DEFAULT_GENERATION_MODEL:
+        if version == vocabulary.DEFAULT_GENERATION_MODEL:
             description += " (current)"
-        if tasks.is_p1_model(version):
+        if vocabulary.is_p1_model(version):
             description += ": fast low-poly; no quad, parts, smart low poly or geometry quality"
         items.append((version, label, description))
     return items
 
 
 def _segment_model_items() -> list:
-    descriptions = {tasks.DEFAULT_SEGMENT_MODEL: "Default segmentation model",
-                    tasks.SEGMENT_V2_MODEL: "Newer model; takes a granularity"}
-    return [(v, v.split("-")[0], descriptions.get(v, "")) for v in tasks.SEGMENT_MODELS]
+    descriptions = {vocabulary.DEFAULT_SEGMENT_MODEL: "Default segmentation model",
+                    vocabulary.SEGMENT_V2_MODEL: "Newer model; takes a granularity"}
+    return [(v, v.split("-")[0], descriptions.get(v, "")) for v in vocabulary.SEGMENT_MODELS]
 
 
 def _common_texture_formats() -> list:
-    return [v for v in _COMMON_TEXTURE_FORMATS if v in tasks.TEXTURE_FORMATS]
+    return [v for v in _COMMON_TEXTURE_FORMATS if v in vocabulary.TEXTURE_FORMATS]
 
 
 MODEL_VERSIONS = _model_items()
@@ -92,23 +93,25 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
         default="MODEL",
     )
     depth_kind: EnumProperty(name="Depth Kind", default=_DEPTH_DEFAULTS["kind"],
-                             items=_enum_items(tasks.DEPTH_KINDS, {
+                             items=_enum_items(vocabulary.DEPTH_KINDS, {
                                  "gray": "Gray", "color": "Color (not for displacement)"}))
     depth_process_res: IntProperty(name="Resolution", default=_DEPTH_DEFAULTS["process_res"],
-                                   min=tasks.DEPTH_PROCESS_RES_RANGE[0], max=tasks.DEPTH_PROCESS_RES_RANGE[1],
+                                   min=vocabulary.DEPTH_PROCESS_RES_RANGE[0],
+                                   max=vocabulary.DEPTH_PROCESS_RES_RANGE[1],
                                    description="Pixels the depth map is computed at")
     front_path: StringProperty(name="Front", subtype="FILE_PATH")
     left_path: StringProperty(name="Left", subtype="FILE_PATH")
     back_path: StringProperty(name="Back", subtype="FILE_PATH")
     right_path: StringProperty(name="Right", subtype="FILE_PATH")
 
-    model_version: EnumProperty(name="Model", items=MODEL_VERSIONS, default=tasks.DEFAULT_GENERATION_MODEL)
+    model_version: EnumProperty(name="Model", items=MODEL_VERSIONS,
+                                default=vocabulary.DEFAULT_GENERATION_MODEL)
     texture: BoolProperty(name="Texture", default=_GENERATION_DEFAULTS["texture"])
     pbr: BoolProperty(name="PBR", default=_GENERATION_DEFAULTS["pbr"])
     texture_quality: EnumProperty(name="Texture Quality", default=_GENERATION_DEFAULTS["texture_quality"],
-                                  items=_enum_items(tasks.QUALITIES))
+                                  items=_enum_items(vocabulary.QUALITIES))
     geometry_quality: EnumProperty(name="Geometry Quality", default=_GENERATION_DEFAULTS["geometry_quality"],
-                                   items=_enum_items(tasks.QUALITIES))
+                                   items=_enum_items(vocabulary.QUALITIES))
     face_limit: IntProperty(name="Face Limit", default=0, min=0, max=500000,
                             description="Maximum faces (0: let Tripo decide)")
     quad: BoolProperty(name="Quad Mesh", default=False)
@@ -122,9 +125,10 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     texture_seed: IntProperty(name="Texture Seed", default=0, min=0)
     image_seed: IntProperty(name="Image Seed", default=0, min=0)
     orientation: EnumProperty(name="Orientation", default=_GENERATION_DEFAULTS["orientation"],
-                              items=_enum_items(tasks.ORIENTATIONS, {"align_image": "Align to Image"}))
+                              items=_enum_items(vocabulary.ORIENTATIONS,
+                                                {"align_image": "Align to Image"}))
     texture_alignment: EnumProperty(name="Texture Alignment", default=_GENERATION_DEFAULTS["texture_alignment"],
-                                    items=_enum_items(tasks.TEXTURE_ALIGNMENTS))
+                                    items=_enum_items(vocabulary.TEXTURE_ALIGNMENTS))
     show_advanced: BoolProperty(name="Advanced", default=False)
     asset_project: StringProperty(
         name="Asset Project",
@@ -140,13 +144,14 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     lowpoly_replace: BoolProperty(name="Replace Original", default=False,
                                   description="Hide the original and put the low-poly result in its place")
     rig_type: EnumProperty(name="Rig Type", default=_RIG_DEFAULTS["rig_type"],
-                           items=_enum_items(tasks.RIG_TYPES))
+                           items=_enum_items(vocabulary.RIG_TYPES))
     rig_spec: EnumProperty(name="Skeleton", default=_RIG_DEFAULTS["spec"],
-                           items=_enum_items(tasks.RIG_SPECS, {"vrm": "VRM"}))
+                           items=_enum_items(vocabulary.RIG_SPECS, {"vrm": "VRM"}))
     animations: StringProperty(name="Animations", default="preset:idle, preset:walk",
                                description="Comma-separated presets, up to 5 per task")
     export_format: EnumProperty(name="Format", default="STL",
-                                items=_verbatim_items(_first(tasks.CONVERT_FORMATS, _FIRST_EXPORT_FORMATS)))
+                                items=_verbatim_items(_first(vocabulary.CONVERT_FORMATS,
+                                                             _FIRST_EXPORT_FORMATS)))
     export_dir: StringProperty(name="Folder", subtype="DIR_PATH", default="//tripo_export/")
     export_per_part: BoolProperty(name="One File per Selected Part", default=False)
     flatten_bottom: BoolProperty(name="Flatten Bottom", default=False)
@@ -155,10 +160,10 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     scale_factor: bpy.props.FloatProperty(name="Scale", default=1.0, min=0.001)
     # More selection-action options (segment, export); 0 / "DEFAULT" = Tripo's default, not sent.
     segment_model: EnumProperty(
-        name="Segmentation Model", default=tasks.DEFAULT_SEGMENT_MODEL,
+        name="Segmentation Model", default=vocabulary.DEFAULT_SEGMENT_MODEL,
         items=_segment_model_items())
     segment_granularity: EnumProperty(name="Granularity", default="balanced",
-                                      items=_enum_items(tasks.SEGMENTATION_GRANULARITIES))
+                                      items=_enum_items(vocabulary.SEGMENTATION_GRANULARITIES))
     export_face_limit: IntProperty(name="Face Limit", default=0, min=0, max=500000,
                                    description="Maximum faces of the export (0: keep)")
     export_texture_size: IntProperty(name="Texture Size", default=0, min=0, max=8192,
@@ -166,15 +171,15 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     export_texture_format: EnumProperty(name="Texture Format", default=_TEXTURE_FORMAT_DEFAULT, items=[
         (_TEXTURE_FORMAT_DEFAULT, "Default", "Tripo's default (JPEG)")] + _enum_items(
         _common_texture_formats()))
-    fbx_preset: EnumProperty(name="FBX Preset", default=tasks.FBX_PRESETS[0],
-                             items=_enum_items(tasks.FBX_PRESETS, {"3dsmax": "3ds Max"}))
-    export_orientation: EnumProperty(name="Orientation", default=tasks.EXPORT_ORIENTATIONS[0],
-                                     items=_verbatim_items(tasks.EXPORT_ORIENTATIONS))
+    fbx_preset: EnumProperty(name="FBX Preset", default=vocabulary.FBX_PRESETS[0],
+                             items=_enum_items(vocabulary.FBX_PRESETS, {"3dsmax": "3ds Max"}))
+    export_orientation: EnumProperty(name="Orientation", default=vocabulary.EXPORT_ORIENTATIONS[0],
+                                     items=_verbatim_items(vocabulary.EXPORT_ORIENTATIONS))
     with_animation: BoolProperty(name="With Animation", default=True)
 
     def generation_options(self) -> dict:
         """The request options as the protocol core expects them (None = not set)."""
-        p1 = tasks.is_p1_model(self.model_version)
+        p1 = vocabulary.is_p1_model(self.model_version)
         options = {
             "model": self.model_version,
             "negative_prompt": self.negative_prompt or None,
@@ -215,7 +220,7 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
 
     def option_conflicts(self) -> dict[str, str]:
         """Options that do not fit the current choices, with the reason (for greying out)."""
-        reasons = tasks.generation_option_conflicts(
+        reasons = vocabulary.generation_option_conflicts(
             self.model_version, texture=self.texture, pbr=self.pbr, quad=self.quad,
             generate_parts=self.generate_parts)
         if not self.texture:

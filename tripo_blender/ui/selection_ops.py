@@ -24,7 +24,7 @@ from bpy.props import BoolProperty
 from ..blender.selection import analysis as selection_analysis, jobs as selection_jobs
 from ..blender.runtime import get_runtime
 from ..blender.settings import OfflineError, configured_provider
-from ..core.protocol import errors, tasks
+from ..core.protocol import errors, vocabulary
 from ..core.engine import jobs as core_jobs
 from ..core.providers.settings import OFFLINE_MESSAGE
 from .operators import finish_synchronously, user_message
@@ -38,7 +38,7 @@ def options_for(action: str, s) -> dict:
         return {"prompt": s.texture_prompt.strip() or None, "image": s.texture_image_path or None,
                 "style_image": s.style_image_path or None}
     if action == "segment":
-        v2 = s.segment_model != tasks.DEFAULT_SEGMENT_MODEL
+        v2 = s.segment_model != vocabulary.DEFAULT_SEGMENT_MODEL
         return {"model": s.segment_model if v2 else None,
                 "segmentation_granularity": s.segment_granularity if v2 else None}
     if action == "lowpoly":
@@ -278,7 +278,7 @@ class TRIPO_PT_selection_mesh(_SelectionPanel, bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(s, "segment_model")
         row = col.row()
-        row.enabled = s.segment_model != tasks.DEFAULT_SEGMENT_MODEL
+        row.enabled = s.segment_model != vocabulary.DEFAULT_SEGMENT_MODEL
         row.prop(s, "segment_granularity")
         _button(layout, context, sel, "segment", "MOD_EXPLODE")
         _button(layout, context, sel, "complete", "MOD_SOLIDIFY")

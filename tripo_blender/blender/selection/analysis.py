@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from ...core.protocol import chains, errors, tasks
+from ...core.protocol import chains, errors, vocabulary
 from .. import metadata
 
 UID_PROPERTY = "tripo_uid"
@@ -22,15 +22,15 @@ KIND_PREFIX = "selection."
 
 #: Action -> the task type it sends.
 ACTION_TASKS = {
-    "retexture": tasks.TEXTURE_MODEL,
-    "segment": tasks.MESH_SEGMENTATION,
-    "complete": tasks.MESH_COMPLETION,
-    "lowpoly": tasks.HIGHPOLY_TO_LOWPOLY,
-    "rig_check": tasks.ANIMATE_PRERIGCHECK,
-    "rig": tasks.ANIMATE_RIG,
-    "animate": tasks.ANIMATE_RETARGET,
-    "convert": tasks.CONVERT_MODEL,
-    "bring_to_tripo": tasks.IMPORT_MODEL,
+    "retexture": vocabulary.TEXTURE_MODEL,
+    "segment": vocabulary.MESH_SEGMENTATION,
+    "complete": vocabulary.MESH_COMPLETION,
+    "lowpoly": vocabulary.HIGHPOLY_TO_LOWPOLY,
+    "rig_check": vocabulary.ANIMATE_PRERIGCHECK,
+    "rig": vocabulary.ANIMATE_RIG,
+    "animate": vocabulary.ANIMATE_RETARGET,
+    "convert": vocabulary.CONVERT_MODEL,
+    "bring_to_tripo": vocabulary.IMPORT_MODEL,
 }
 ACTION_LABELS = {
     "retexture": "Retexture", "segment": "Segment", "complete": "Complete parts",
@@ -98,7 +98,7 @@ def rig_task_id_of(meta: dict) -> str:
     if meta.get("rig_task_id"):
         return str(meta["rig_task_id"])
     for task_type, entry_id in reversed(_chain_entries(meta)):
-        if task_type == tasks.ANIMATE_RIG:
+        if task_type == vocabulary.ANIMATE_RIG:
             return entry_id
     return ""
 
@@ -151,7 +151,7 @@ class Selection:
 
     @property
     def source_type(self) -> str:
-        return tasks.IMPORT_MODEL if self.bring is not None else self.model_task_type
+        return vocabulary.IMPORT_MODEL if self.bring is not None else self.model_task_type
 
     def part_index(self, obj) -> int:
         """1-based index of a part in the asset's part list (the export file names use it)."""
@@ -182,9 +182,9 @@ class Selection:
                     + ("completion needs a segmented asset (segment it first)." if action == "complete"
                        else "animations need a rigged asset (rig it first)."))
         if action == "complete":
-            if self.source_type != tasks.MESH_SEGMENTATION:
+            if self.source_type != vocabulary.MESH_SEGMENTATION:
                 return (f"Completion needs a segmented asset: segment {self.name} first (its model "
-                        f"comes from a {tasks.task_label(self.source_type)} task).")
+                        f"comes from a {vocabulary.task_label(self.source_type)} task).")
             return ""
         if action == "animate":
             if not self.rig_task_id:
@@ -214,7 +214,7 @@ class Selection:
             lines.append(f"Whole asset ({len(self.all_parts)} parts)" if self.all_parts else "Whole asset")
         else:
             lines.append(f"Parts ({len(self.parts)} of {len(self.all_parts)}): {', '.join(self.part_names)}")
-        lines.append(f"Model: {tasks.task_label(self.model_task_type)} {self.model_task_id[:8]}")
+        lines.append(f"Model: {vocabulary.task_label(self.model_task_type)} {self.model_task_id[:8]}")
         meta = self.root_meta
         if "riggable" in meta:
             lines.append(f"Riggable: {'yes' if meta['riggable'] else 'no'}"

@@ -30,7 +30,7 @@ import os
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ...core.protocol import tasks
+from ...core.protocol import vocabulary
 from .. import importer, metadata
 from .analysis import ACTION_TASKS, KIND_PREFIX, find_object, find_objects, rig_task_id_of
 
@@ -145,9 +145,9 @@ def _apply_bring(context, job: dict):
     obj = find_object(uid, context.scene)
     if obj is None:
         raise importer.TargetGone(f"{meta.get('bring_name', 'the object')} is no longer in the file")
-    index = _step_index(job, tasks.IMPORT_MODEL)
+    index = _step_index(job, vocabulary.IMPORT_MODEL)
     values = importer.base_metadata(job, index)
-    values.update({"role": "model", "part_name": "", "model_task_type": tasks.IMPORT_MODEL,
+    values.update({"role": "model", "part_name": "", "model_task_type": vocabulary.IMPORT_MODEL,
                    "prompt": "", "source_file": os.path.basename(job["steps"][index]["params"].get("input", ""))})
     if job["steps"][index].get("files", {}).get("model_url"):
         values["part_names"] = importer.glb_node_names(job["steps"][index]["files"]["model_url"])
@@ -216,11 +216,11 @@ def _apply_in_place(context, job: dict, task_type: str, *, geometry: bool) -> im
 
 
 def apply_retexture(context, job: dict) -> importer.ImportResult:
-    return _apply_in_place(context, job, tasks.TEXTURE_MODEL, geometry=False)
+    return _apply_in_place(context, job, vocabulary.TEXTURE_MODEL, geometry=False)
 
 
 def apply_complete(context, job: dict) -> importer.ImportResult:
-    return _apply_in_place(context, job, tasks.MESH_COMPLETION, geometry=True)
+    return _apply_in_place(context, job, vocabulary.MESH_COMPLETION, geometry=True)
 
 
 def _world_bounds(objects) -> tuple[Vector, Vector] | None:
@@ -276,10 +276,10 @@ def apply_lowpoly(context, job: dict) -> importer.ImportResult:
 
 
 def apply_rig(context, job: dict) -> importer.ImportResult:
-    index = _step_index(job, tasks.ANIMATE_RIG)
+    index = _step_index(job, vocabulary.ANIMATE_RIG)
     step = job["steps"][index]
     extra = {"rig_task_id": step.get("task_id") or "",
-             "rig_model": step["params"].get("model") or tasks.DEFAULT_RIG_MODEL,
+             "rig_model": step["params"].get("model") or vocabulary.DEFAULT_RIG_MODEL,
              "rig_type": step["params"].get("rig_type") or
              ((step.get("task") or {}).get("output") or {}).get("rig_type") or "",
              "rig_spec": step["params"].get("spec") or "tripo"}
@@ -290,7 +290,7 @@ def apply_rig(context, job: dict) -> importer.ImportResult:
 def apply_rig_check(context, job: dict) -> importer.ImportResult:
     _apply_bring(context, job)
     root, members, _targets = _targets_and_members(context, job)
-    index = _step_index(job, tasks.ANIMATE_PRERIGCHECK)
+    index = _step_index(job, vocabulary.ANIMATE_PRERIGCHECK)
     step = job["steps"][index]
     output = (step.get("task") or {}).get("output") or {}
     riggable = output.get("riggable")
@@ -300,7 +300,7 @@ def apply_rig_check(context, job: dict) -> importer.ImportResult:
     for obj in members or ([root] if root is not None else []):
         metadata.write(obj, values)
     settings = getattr(context.scene, "tripo", None)
-    if settings is not None and rig_type in tasks.RIG_TYPES:
+    if settings is not None and rig_type in vocabulary.RIG_TYPES:
         try:
             settings.rig_type = rig_type
         except (TypeError, AttributeError):
@@ -315,7 +315,7 @@ def apply_animate(context, job: dict) -> importer.ImportResult:
     armature = next((o for o in [root] + members if o is not None and o.type == "ARMATURE"), None)
     if armature is None:
         raise importer.TargetGone(f"the armature of {job['meta'].get('asset_name', 'the asset')} is no longer in the file")
-    index = _step_index(job, tasks.ANIMATE_RETARGET)
+    index = _step_index(job, vocabulary.ANIMATE_RETARGET)
     path = _result_file(job)
     with importer.glb_import(context, path) as result:
         temp_armature = result.armature

@@ -17,7 +17,7 @@ from ...core.batch.batchfile import STAGES, part_stem
 from ...core.engine.jobs import Job, Step
 from ...core.engine.recipes import clean_options
 from ...core.files import safe_name
-from ...core.protocol import errors, tasks
+from ...core.protocol import errors, vocabulary
 from .. import importer, metadata
 from ..settings import user_data_dir
 from .analysis import ACTION_TASKS, KIND_PREFIX, Selection, uid_of
@@ -88,8 +88,8 @@ def _job(sel: Selection, action: str, params: dict, *, label: str, meta: dict | 
     job_meta = {**_base_meta(sel, action, label), **(meta or {})}
     params = clean_options(params)
     if sel.bring is not None:
-        steps = [Step(tasks.IMPORT_MODEL, {"input": _export_glb(sel.bring)}, downloads=())]
-        if task_type != tasks.IMPORT_MODEL:
+        steps = [Step(vocabulary.IMPORT_MODEL, {"input": _export_glb(sel.bring)}, downloads=())]
+        if task_type != vocabulary.IMPORT_MODEL:
             steps.append(Step(task_type, params, input_from=0, file_stem=file_stem, downloads=downloads))
         else:
             steps[0].downloads = downloads
@@ -105,7 +105,7 @@ def parse_animations(text_or_list, rig_model: str | None = None) -> list[str]:
     'preset:biped:<name>' (the form v1.0 rigs take)."""
     items = text_or_list if isinstance(text_or_list, (list, tuple)) else re.split(r"[,;\s]+", text_or_list or "")
     out = []
-    v1 = (rig_model or tasks.DEFAULT_RIG_MODEL).startswith("v1.0")
+    v1 = (rig_model or vocabulary.DEFAULT_RIG_MODEL).startswith("v1.0")
     for item in items:
         item = str(item).strip()
         if not item:
@@ -113,7 +113,7 @@ def parse_animations(text_or_list, rig_model: str | None = None) -> list[str]:
         if not item.startswith("preset:"):
             item = f"preset:{item}"
         name = item[len("preset:"):]
-        if v1 and ":" not in name and f"preset:biped:{name}" in tasks.ANIMATION_PRESETS:
+        if v1 and ":" not in name and f"preset:biped:{name}" in vocabulary.ANIMATION_PRESETS:
             item = f"preset:biped:{name}"
         if item not in out:
             out.append(item)
@@ -127,9 +127,9 @@ def _rig_model_of(sel: Selection) -> str:
         meta = metadata.read(obj) or {}
         if meta.get("rig_model"):
             return str(meta["rig_model"])
-        if meta.get("task_type") == tasks.ANIMATE_RIG and metadata.params(obj).get("model"):
+        if meta.get("task_type") == vocabulary.ANIMATE_RIG and metadata.params(obj).get("model"):
             return str(metadata.params(obj)["model"])
-    return tasks.SERVER_DEFAULT_RIG_MODEL
+    return vocabulary.SERVER_DEFAULT_RIG_MODEL
 
 
 def export_folder(folder: str) -> str:
@@ -216,7 +216,7 @@ def _build_jobs(action: str, sel: Selection, **options) -> list[Job]:
                      meta={"texture_prompt": prompt.get("text") or ""})]
     if action == "segment":
         model = options.pop("model", None)
-        if model != tasks.SEGMENT_V2_MODEL:
+        if model != vocabulary.SEGMENT_V2_MODEL:
             for key in ("segmentation_granularity", "split_by_connectivity", "ref_image"):
                 options.pop(key, None)
         params = {"model": model, **options}
@@ -234,28 +234,28 @@ def _build_jobs(action: str, sel: Selection, **options) -> list[Job]:
         return [_job(sel, action, {}, label=f"Rig check {name}", downloads=())]
     if action == "rig":
         spec = options.get("spec")
-        if spec in tasks.RIG_SPECS_NEEDING_NEW_MODEL and not options.get("model"):
-            options["model"] = tasks.RIG_MODELS[1]
+        if spec in vocabulary.RIG_SPECS_NEEDING_NEW_MODEL and not options.get("model"):
+            options["model"] = vocabulary.RIG_MODELS[1]
         return [_job(sel, action, options, label=f"Rig {name}",
-                     meta={"rig_model": options.get("model") or tasks.DEFAULT_RIG_MODEL})]
+                     meta={"rig_model": options.get("model") or vocabulary.DEFAULT_RIG_MODEL})]
     if action == "animate":
         animations = parse_animations(options.pop("animations", None) or [], _rig_model_of(sel))
         if not animations:
             raise errors.ValidationError("Choose at least one animation (e.g. preset:walk, preset:idle).")
-        chunks = [animations[i:i + tasks.MAX_ANIMATIONS]
-                  for i in range(0, len(animations), tasks.MAX_ANIMATIONS)]
+        chunks = [animations[i:i + vocabulary.MAX_ANIMATIONS]
+                  for i in range(0, len(animations), vocabulary.MAX_ANIMATIONS)]
         jobs = []
         for number, chunk in enumerate(chunks, 1):
             clips = ", ".join(a.split(":")[-1] for a in chunk)
             label = f"Animate {name}: {clips}"
             jobs.append(_job(sel, action, {"animations": chunk, **options}, label=label,
-                             source_task_id=sel.rig_task_id, source_type=tasks.ANIMATE_RIG,
+                             source_task_id=sel.rig_task_id, source_type=vocabulary.ANIMATE_RIG,
                              meta={"animations": chunk, "batch": number, "batches": len(chunks)}))
         return jobs
     if action == "convert":
         fmt = str(options.pop("format", "") or "").upper()
-        if fmt not in tasks.CONVERT_FORMATS:
-            raise errors.ValidationError(f"Choose an export format: {', '.join(tasks.CONVERT_FORMATS)}.")
+        if fmt not in vocabulary.CONVERT_FORMATS:
+            raise errors.ValidationError(f"Choose an export format: {', '.join(vocabulary.CONVERT_FORMATS)}.")
         folder = export_folder(options.pop("folder", None) or "")
         unknown = set(options) - set(CONVERT_OPTIONS)
         if unknown:
@@ -291,4 +291,4 @@ def _abspath(path):
 def export_files(job: dict) -> list[str]:
     """The exported files of a finished convert job."""
     return [s["files"]["model_url"] for s in job.get("steps", [])
-            if s.get("task_type") == tasks.CONVERT_MODEL and s.get("files", {}).get("model_url")]
+            if s.get("task_type") == vocabulary.CONVERT_MODEL and s.get("files", {}).get("model_url")]

@@ -66,7 +66,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .. import costs
 from ..files import safe_name
-from ..protocol import chains, errors, tasks
+from ..protocol import chains, errors, request_models, vocabulary
+from ..protocol.request_models import format_field_path
 from ..engine import recipes
 from ..engine.jobs import ANALYSIS_KINDS, Job, Step
 from .schema import (FORMAT_VERSION, AnimationSpec, BatchSpec, JobSpec, PartTextureSpec, TextureSpec,
@@ -99,7 +100,7 @@ OUTPUTS = (OUTPUT_MODEL, *ANALYSIS_KINDS)
 _OUTPUT_WORDS = {"splat": "a Gaussian splat", "depth": "a depth map"}
 #: Options of the model generation requests (what [defaults] options usually hold); a splat or
 #: depth job leaves those of [defaults] out, and refuses its own.
-MODEL_OPTIONS = frozenset().union(*(tasks.request_class(t).model_fields for t in tasks.GENERATION_TYPES)) \
+MODEL_OPTIONS = frozenset().union(*(request_models.request_class(t).model_fields for t in vocabulary.GENERATION_TYPES)) \
     - {"input", "inputs", "prompt", "negative_prompt"}
 #: QC thresholds that apply to a splat or depth result (the others measure meshes).
 ANALYSIS_QC_KEYS = ("min_size", "max_size")
@@ -339,7 +340,7 @@ class _Planner:
 
     # -- problems ---------------------------------------------------------------------------
     def problem(self, path: tuple, message: str) -> None:
-        self.problems.append(Problem(tasks.format_field_path(path), message, line_of(self.lines, path)))
+        self.problems.append(Problem(format_field_path(path), message, line_of(self.lines, path)))
 
     def raw(self, path: tuple) -> Any:
         return value_at(self.data, path)
@@ -433,11 +434,11 @@ class _Planner:
             for key, value in values.items():
                 items = _as_list(value)
                 if not items:
-                    problems.append(Problem(tasks.format_field_path(scope + (key,)), "an empty list expands to no "
+                    problems.append(Problem(format_field_path(scope + (key,)), "an empty list expands to no "
                                             "assets; give at least one value",
                                             line_of(self.lines, scope + (key,))))
                 if not key.isidentifier():
-                    problems.append(Problem(tasks.format_field_path(scope + (key,)), f"'{key}' cannot be a template "
+                    problems.append(Problem(format_field_path(scope + (key,)), f"'{key}' cannot be a template "
                                             "field name (use letters, digits and _)",
                                             line_of(self.lines, scope + (key,))))
                 variables[key] = (items, scope + (key,))
@@ -471,14 +472,14 @@ class _Planner:
             try:
                 names = template_fields(text)
             except TemplateError as exc:
-                problems.append(Problem(tasks.format_field_path(path), str(exc), line_of(self.lines, path)))
+                problems.append(Problem(format_field_path(path), str(exc), line_of(self.lines, path)))
                 continue
             allowed = known | ({"part"} if path and "texture_parts" in path else set())
             for name in names:
                 if name not in allowed:
                     hint = f"; known fields: {', '.join(sorted(known))}" if known else \
                         "; define it under [vars] or in the job's vars"
-                    problems.append(Problem(tasks.format_field_path(path), f"unknown template field {{{name}}}{hint}",
+                    problems.append(Problem(format_field_path(path), f"unknown template field {{{name}}}{hint}",
                                             line_of(self.lines, path)))
             used.update(names)
         if problems:
@@ -514,10 +515,10 @@ class _Planner:
             return [(1, {}, path)]
         if isinstance(value, int):
             if value < 1:
-                raise _Problems([Problem(tasks.format_field_path(path), "variants must be at least 1",
+                raise _Problems([Problem(format_field_path(path), "variants must be at least 1",
                                          line_of(self.lines, path))])
             if value > 1000:
-                raise _Problems([Problem(tasks.format_field_path(path), "more than 1000 variants per prompt is "
+                raise _Problems([Problem(format_field_path(path), "more than 1000 variants per prompt is "
                                          "surely a mistake", line_of(self.lines, path))])
             return [(k + 1, {}, path) for k in range(value)]
         return [(k + 1, dict(overrides), path + (k,)) for k, overrides in enumerate(value)]
@@ -545,7 +546,7 @@ class _Planner:
         values = {k: str(v) for k, v in fields.items()}
 
         def fail(path: tuple, message: str) -> None:
-            problems.append(Problem(tasks.format_field_path(path), message, line_of(self.lines, path)))
+            problems.append(Problem(format_field_path(path), message, line_of(self.lines, path)))
 
         output, output_path = self.merged(index, job, "output")
         output = output or OUTPUT_MODEL
@@ -554,7 +555,7 @@ class _Planner:
             raise _Problems(problems)
         analysis_type, result_output = ANALYSIS_KINDS.get(output, (None, None))
         # What the analysis request takes besides its image (from its request model).
-        takes = set(tasks.request_class(analysis_type).model_fields) - {"input"} if analysis_type else None
+        takes = set(request_models.request_class(analysis_type).model_fields) - {"input"} if analysis_type else None
         if analysis_type:
             self.check_analysis_job(index, job, output, analysis_type, takes, fail)
 
@@ -623,20 +624,20 @@ class _Planner:
             if images_t:
                 views = images_t
                 if isinstance(views, dict):
-                    views = [views.get(slot) for slot in tasks.MULTIVIEW_SLOTS]
-                    unknown = set(images_t) - set(tasks.MULTIVIEW_SLOTS)
+                    views = [views.get(slot) for slot in vocabulary.MULTIVIEW_SLOTS]
+                    unknown = set(images_t) - set(vocabulary.MULTIVIEW_SLOTS)
                     if unknown:
                         fail(images_path, f"unknown view(s) {', '.join(sorted(unknown))}; the views are "
                                           "front, left, back, right")
                 resolved = [self.file(render(v, values)) if v else None for v in views]
                 images_meta = [os.path.basename(v) for v in resolved if v]
-                gen = Step(tasks.MULTIVIEW_TO_MODEL, {"inputs": resolved, **options},
+                gen = Step(vocabulary.MULTIVIEW_TO_MODEL, {"inputs": resolved, **options},
                            file_stem=STAGES["base"], downloads=("model_url", "rendered_image_url"))
                 gen_source = images_path
             else:
                 path = self.file(render(image_t, values))
                 images_meta = [os.path.basename(path)]
-                gen = Step(tasks.IMAGE_TO_MODEL, {"input": path, **options},
+                gen = Step(vocabulary.IMAGE_TO_MODEL, {"input": path, **options},
                            file_stem=STAGES["base"], downloads=("model_url", "rendered_image_url"))
                 gen_source = image_path
             if negative_t and negative_path[0] == "jobs":  # a default one just does not apply
@@ -646,20 +647,20 @@ class _Planner:
             concept = {"prompt": prompt}
             if negative:
                 concept["negative_prompt"] = negative
-            steps.append(Step(tasks.TEXT_TO_IMAGE, concept, file_stem=STAGES["concept"],
+            steps.append(Step(vocabulary.TEXT_TO_IMAGE, concept, file_stem=STAGES["concept"],
                               downloads=("generated_image_url",)))
             if analysis_type:
                 steps.append(Step(analysis_type, {**recipes.analysis_defaults(analysis_type), **options},
                                   input_from=0, **analysis_step))
             else:
-                steps.append(Step(tasks.IMAGE_TO_MODEL, dict(options), input_from=0, file_stem=STAGES["base"],
+                steps.append(Step(vocabulary.IMAGE_TO_MODEL, dict(options), input_from=0, file_stem=STAGES["base"],
                                   downloads=("model_url", "rendered_image_url")))
             gen_source = prompt_path
         else:
             params = {"prompt": prompt, **options}
             if negative:
                 params["negative_prompt"] = negative
-            steps.append(Step(tasks.TEXT_TO_MODEL, params, file_stem=STAGES["base"],
+            steps.append(Step(vocabulary.TEXT_TO_MODEL, params, file_stem=STAGES["base"],
                               downloads=("model_url", "rendered_image_url")))
             gen_source = prompt_path
         if problems:
@@ -699,7 +700,7 @@ class _Planner:
         if "texture" in post:
             value, path = post["texture"]
             params, omap = self.texture_params(value, path, values, fail)
-            idx = add(tasks.TEXTURE_MODEL, params, "textured_full", texture_source, path, omap,
+            idx = add(vocabulary.TEXTURE_MODEL, params, "textured_full", texture_source, path, omap,
                       ("model_url", "rendered_image_url"))
             textured = True
             model_idx = texture_source = static_idx = idx
@@ -709,7 +710,7 @@ class _Planner:
         if "segment" in post:
             value, path = post["segment"]
             params, omap = self.options_table(value, path)
-            idx = add(tasks.MESH_SEGMENTATION, params, "segmented", model_idx, path, omap)
+            idx = add(vocabulary.MESH_SEGMENTATION, params, "segmented", model_idx, path, omap)
             model_idx = part_source = idx
             part_convertible = None
             kind_parts = True
@@ -720,7 +721,7 @@ class _Planner:
                 params, omap = {"face_limit": value}, {"face_limit": path}
             else:
                 params, omap = self.options_table(value, path)
-            idx = add(tasks.HIGHPOLY_TO_LOWPOLY, params, "lowpoly", model_idx, path, omap)
+            idx = add(vocabulary.HIGHPOLY_TO_LOWPOLY, params, "lowpoly", model_idx, path, omap)
             if params.get("face_limit"):
                 face_limit = params["face_limit"]
             model_idx = static_idx = idx
@@ -736,7 +737,7 @@ class _Planner:
                 params, omap = {"rig_type": value}, {"rig_type": path}
             else:
                 params, omap = self.options_table(value, path)
-            rig_idx = add(tasks.ANIMATE_RIG, params, "rigged", model_idx, path, omap)
+            rig_idx = add(vocabulary.ANIMATE_RIG, params, "rigged", model_idx, path, omap)
             import_step = export_source = rig_idx
             kind_parts = False
             if animations:
@@ -745,7 +746,7 @@ class _Planner:
                     params, omap = self.options_table(value, path)
                 else:
                     params, omap = {"animations": _as_list(value)}, {"animations": path}
-                anim_idx = add(tasks.ANIMATE_RETARGET, params, "animated", rig_idx, path, omap)
+                anim_idx = add(vocabulary.ANIMATE_RETARGET, params, "animated", rig_idx, path, omap)
                 import_step = export_source = anim_idx
         # whole-model exports
         labels_seen: dict[str, tuple] = {}
@@ -760,7 +761,7 @@ class _Planner:
                     fail(item_path, f"two exports would both be named {STAGES['export_full']}_{label}; "
                                     "give one a `name`")
                 labels_seen[label] = item_path
-                steps.append(Step(tasks.CONVERT_MODEL, params, input_from=export_source,
+                steps.append(Step(vocabulary.CONVERT_MODEL, params, input_from=export_source,
                                   file_stem=f"{STAGES['export_full']}_{label}"))
                 step_paths.append((omap, item_path))
 
@@ -771,14 +772,14 @@ class _Planner:
             if part_source is None:
                 fail(path, "texture_parts needs parts: set options.generate_parts = true (with "
                            "texture = false and pbr = false)")
-            elif steps[part_source].task_type == tasks.MESH_SEGMENTATION or not parts:
+            elif steps[part_source].task_type == vocabulary.MESH_SEGMENTATION or not parts:
                 fail(path, "texture_parts retextures the parts of a generate_parts model; texturing "
                            "cannot take a segmentation result")
             else:
                 params, omap = self.texture_params(value, path, values, fail, for_parts=True)
                 prompt_template = params.pop("_prompt_template", None)
                 only = value.parts if isinstance(value, PartTextureSpec) else None
-                part_work.append(PartWork("texture", "textured_part", "", tasks.TEXTURE_MODEL, params,
+                part_work.append(PartWork("texture", "textured_part", "", vocabulary.TEXTURE_MODEL, params,
                                           texture_source if parts else part_source,
                                           steps[texture_source].task_type, prompt=prompt_template,
                                           parts=only, downloads=("model_url", "rendered_image_url")))
@@ -802,7 +803,7 @@ class _Planner:
                         fail(item_path, f"two part exports would both be named "
                                         f"{STAGES['export_part']}_{label}; give one a `name`")
                     labels.add(label)
-                    work = PartWork("export", "export_part", label, tasks.CONVERT_MODEL, params,
+                    work = PartWork("export", "export_part", label, vocabulary.CONVERT_MODEL, params,
                                     part_convertible, steps[part_convertible].task_type)
                     part_work.append(work)
                     self.check_part_work(work, item_path, omap, values, fail)
@@ -817,7 +818,7 @@ class _Planner:
                 if step.input_from is not None:
                     chains.check_chain(step.task_type, steps[step.input_from].task_type)
                     params["input"] = PLACEHOLDER_TASK_ID
-                request = tasks.build_request(step.task_type, **params)
+                request = request_models.build_request(step.task_type, **params)
             except errors.ValidationError as exc:
                 fail(self.field_path(exc.field, omap, section), exc.message)
                 continue
@@ -891,7 +892,7 @@ class _Planner:
         or numbered variants where its request has no seed. Only the job's own keys are refused;
         those of [defaults] / [qc] are meant for the batch's models and are left out."""
         what = _OUTPUT_WORDS[output]
-        label = tasks.task_label(task_type)
+        label = vocabulary.task_label(task_type)
         for _value, path in self.post_tables(index, job).values():
             if path[0] == "jobs":
                 fail(path, f"{path[-1]} post-processes a model, and output = \"{output}\" makes "
@@ -984,10 +985,10 @@ class _Planner:
             name = data.pop("name", None)
             params, omap = data, {k: path + (k,) for k in data}
         fmt = str(params.get("format", "")).upper()
-        if fmt not in tasks.CONVERT_FORMATS:
+        if fmt not in vocabulary.CONVERT_FORMATS:
             fail(path + (("format",) if not isinstance(item, str) else ()),
                  f"unknown export format '{params.get('format')}'; use one of "
-                 f"{', '.join(tasks.CONVERT_FORMATS)}")
+                 f"{', '.join(vocabulary.CONVERT_FORMATS)}")
             return None, None, None
         params["format"] = fmt
         label = safe_name(fmt.lower() + (f"_{name}" if name else ""), fmt.lower(), 40)
@@ -1001,7 +1002,7 @@ class _Planner:
             params.setdefault("texture_prompt", {})["text"] = render(work.prompt, {**values, "part": "part"})
         try:
             chains.check_chain(work.task_type, work.source_type)
-            tasks.build_request(work.task_type, **params)
+            request_models.build_request(work.task_type, **params)
         except errors.ValidationError as exc:
             fail(self.field_path(exc.field, omap, path), exc.message)
 
@@ -1012,13 +1013,14 @@ class _Planner:
         if work.prompt:
             params.setdefault("texture_prompt", {})["text"] = "part"
         try:
-            return costs.estimate_credits(tasks.build_request(work.task_type, **params)).credits
+            request = request_models.build_request(work.task_type, **params)
+            return costs.estimate_credits(request).credits
         except errors.ValidationError:
             return 0.0
 
 
 def _not_an_option(key: str, output: str, task_type: str, takes: set) -> str:
-    rule = (f"output = \"{output}\" ({tasks.task_label(task_type)}) takes only: "
+    rule = (f"output = \"{output}\" ({vocabulary.task_label(task_type)}) takes only: "
             f"{', '.join(sorted(takes)) or 'no options'}")
     if key in MODEL_OPTIONS:
         return f"'{key}' is an option of models; {rule} (set output = \"model\" for a model)"

@@ -12,7 +12,7 @@ from typing import Any, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from ..protocol import tasks
+from ..protocol.request_models import format_field_path
 from .source import Problem, line_of
 
 FORMAT_VERSION = 1
@@ -182,7 +182,7 @@ def schema_problems(exc: PydanticValidationError, data: Any, lines: dict) -> lis
     # A deeper error is more precise than a union's "wrong type" at its parent.
     paths = [p for p in grouped if not any(q != p and q[:len(p)] == p for q in grouped)]
     problems = []
-    for path in sorted(paths, key=lambda p: (line_of(lines, p) or 0, tasks.format_field_path(p))):
+    for path in sorted(paths, key=lambda p: (line_of(lines, p) or 0, format_field_path(p))):
         errs = grouped[path]
         key = next((p for p in reversed(path) if isinstance(p, str)), "")
         value = value_at(data, path)
@@ -190,7 +190,7 @@ def schema_problems(exc: PydanticValidationError, data: Any, lines: dict) -> lis
             message = f"must be {_UNION_WORDS[key]} (got {value!r})"
         else:
             message = _schema_message(errs[0], path, value)
-        problems.append(Problem(tasks.format_field_path(path), message, line_of(lines, path)))
+        problems.append(Problem(format_field_path(path), message, line_of(lines, path)))
     return problems
 
 

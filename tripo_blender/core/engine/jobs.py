@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from ..protocol import chains, errors, tasks
+from ..protocol import chains, errors, request_models, vocabulary
 from . import ownership
 from ..providers.download import DownloadCancelled
 from .journal import Journal
@@ -71,8 +71,8 @@ STEP_FAILED = "failed"
 #: output that is the result. The Blender side lands them (blender/image_results); a task
 #: imported by its id gets its kind from its type here, so it lands as if made in Blender.
 ANALYSIS_KINDS: dict[str, tuple[str, str]] = {
-    "splat": (tasks.IMAGE_TO_SPLAT, "model_url"),
-    "depth": (tasks.IMAGE_TO_DEPTH, "depth_image_url"),
+    "splat": (vocabulary.IMAGE_TO_SPLAT, "model_url"),
+    "depth": (vocabulary.IMAGE_TO_DEPTH, "depth_image_url"),
 }
 ANALYSIS_KIND_OF_TASK: dict[str, str] = {task_type: kind for kind, (task_type, _) in ANALYSIS_KINDS.items()}
 
@@ -230,19 +230,30 @@ def validate_chain(job: Job, provider_name: str = "tripo") -> None:
             source_type = job.steps[step.input_from].task_type
             chains.check_chain(step.task_type, source_type)
             params["input"] = "00000000-0000-4000-8000-000000000000"  # stands for the future task id
-        tasks.build_request(step.task_type, **params)
+        request_models.build_request(step.task_type, **params)
 
 
 class JobEngine:
     """Runs jobs on one daemon worker thread. Thread-safe entry points: submit, cancel, retry,
-    decide, mark_imported, snapshot, stop. Results come out of `events`."""
+    decide, mark_imported, snapshot, stop. Results come out of `events`.
+
+    ``clock`` (wall time: what is journaled and compared with Tripo's task times), ``monotonic``
+    (the worker's schedule: polls, backoff, retries, the reconcile window) and ``sleep`` (the
+    worker's wait between rounds) are injectable for tests, like the providers'. By default the
+    worker waits on its wake-up event, which every command sets, so a command never waits for a
+    round to come."""
 
     def __init__(self, provider_factory: Callable[[], object], journal: Journal, download_dir: str | os.PathLike,
                  *, provider_name: str = "tripo", base_url: str = "", max_concurrent: int = 8,
                  creates_per_minute: int = 100, max_task_retries: int = 0,
                  poll_min: float = 1.0, poll_max: float = 5.0, download_workers: int = 2,
-                 reconcile_window: float | None = None):
+                 reconcile_window: float | None = None,
+                 sleep: Callable[[float], None] | None = None,
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic):
         self._provider_factory = provider_factory
+        self._clock = clock
+        self._monotonic = monotonic
         self._local = threading.local()
         self.journal = journal
         self.download_dir = Path(download_dir)
@@ -261,6 +272,7 @@ class JobEngine:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()  # guards _jobs for snapshot() from other threads
         self._wake = threading.Event()
+        self._sleep = sleep or self._wake.wait
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._downloads = ThreadPoolExecutor(max_workers=download_workers, thread_name_prefix="tripo-download")
@@ -283,7 +295,7 @@ class JobEngine:
     def stop(self, timeout: float = 5.0) -> None:
         """Stops the worker and its downloads (each stops at its next chunk and removes its
         .part), then gives up every job lock so that a new engine or process may resume them."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout  # real time: it bounds the wait for real threads
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -415,7 +427,7 @@ class JobEngine:
         inputs = {k: v for k, v in (task.input or {}).items() if v is not None}
         step.task_type = task.type or step.task_type
         step.params = inputs
-        step.submitted_at = step.submitted_at or time.time()
+        step.submitted_at = step.submitted_at or self._clock()
         prompt = str(inputs.get("prompt") or "")
         job.meta.setdefault("prompt", prompt)
         fallback = f"Tripo task {step.task_id[:8]}"
@@ -458,23 +470,23 @@ class JobEngine:
                 self._drain_inbox()
                 self._submit_steps()
                 self._reconcile_steps()
-                if time.monotonic() >= self._next_poll:
+                if self._monotonic() >= self._next_poll:
                     self._poll()
                 self._collect_downloads()
             except Exception:  # noqa: BLE001 - the worker must survive any single failure
                 log.exception("job worker round failed")
-                self._next_poll = time.monotonic() + self.poll_max
-            self._wake.wait(timeout=self._sleep_time())
+                self._next_poll = self._monotonic() + self.poll_max
+            self._sleep(self._sleep_time())
             self._wake.clear()
         # Commands that arrived while stopping (e.g. "imported" marks) still reach the journal.
         self._drain_inbox()
         log.debug("job worker stopped")
 
     def _sleep_time(self) -> float:
-        now = time.monotonic()
+        now = self._monotonic()
         deadlines = [self._next_poll] if self._has_running() else []
         deadlines += [t for t in self._retry_at.values() if t > now]  # past ones run this round
-        wall = time.time()
+        wall = self._clock()
         deadlines += [self._watch_at.get((j.job_id, i, lost["sent_at"]), now)
                       for j in self._jobs.values() for i, st in enumerate(j.steps)
                       for lost in st.lost_creates if lost.get("watch_until", 0) >= wall]
@@ -516,7 +528,7 @@ class JobEngine:
 
     # creates ----------------------------------------------------------------------------------
     def _create_allowed(self) -> bool:
-        now = time.monotonic()
+        now = self._monotonic()
         while self._create_times and now - self._create_times[0] > 60:
             self._create_times.popleft()
         return len(self._create_times) < self.creates_per_minute
@@ -527,7 +539,7 @@ class JobEngine:
             if step.state != PENDING:
                 continue
             key = (job.job_id, job.current_index)
-            if self._retry_at.get(key, 0) > time.monotonic():
+            if self._retry_at.get(key, 0) > self._monotonic():
                 continue
             if self._tasks_in_flight() >= self._slot_cap or not self._create_allowed():
                 return
@@ -538,7 +550,7 @@ class JobEngine:
         params = dict(step.params)
         if step.input_from is not None:
             params["input"] = job.steps[step.input_from].task_id
-        return tasks.build_request(step.task_type, **params)
+        return request_models.build_request(step.task_type, **params)
 
     def _create(self, job: Job, index: int) -> None:
         step = job.steps[index]
@@ -548,10 +560,10 @@ class JobEngine:
         except errors.TripoError as exc:
             self._fail(job, exc)
             return
-        step.state, step.sent_at, step.attempts = SENDING, time.time(), step.attempts + 1
+        step.state, step.sent_at, step.attempts = SENDING, self._clock(), step.attempts + 1
         job.state = ACTIVE
         self._save(job)  # journaled BEFORE the request leaves: a crash now means "reconcile"
-        self._create_times.append(time.monotonic())
+        self._create_times.append(self._monotonic())
         self.stats["creates"] += 1
         try:
             task_id = self.provider.create_task(request)
@@ -560,7 +572,7 @@ class JobEngine:
             step.checks, step.reached_at = 0, None
             step.reconcile_note = exc.user_message()
             self._save(job)
-            self._retry_at[key] = time.monotonic() + 0.5
+            self._retry_at[key] = self._monotonic() + 0.5
             self._emit("notice", job, "Connection lost while creating the task; checking with Tripo "
                                       "whether it was created (it will not be sent twice).")
             return
@@ -571,7 +583,7 @@ class JobEngine:
             if isinstance(exc, errors.ConcurrencyLimited):  # a rate limit says nothing of slots
                 self._slot_cap = max(1, self._tasks_in_flight())
             delay = getattr(exc, "retry_after", None) or 2.0
-            self._retry_at[key] = time.monotonic() + delay
+            self._retry_at[key] = self._monotonic() + delay
             self._save(job)
             self._emit("update", job, "Waiting for a free Tripo slot"
                        if isinstance(exc, errors.ConcurrencyLimited)
@@ -583,7 +595,7 @@ class JobEngine:
                 self._fail(job, exc)
                 return
             step.state = PENDING
-            self._retry_at[key] = time.monotonic() + min(30.0, 2.0 ** min(step.attempts, 5))
+            self._retry_at[key] = self._monotonic() + min(30.0, 2.0 ** min(step.attempts, 5))
             self._save(job)
             self._emit("notice", job, f"Network problem, will retry: {exc}")
             return
@@ -596,9 +608,9 @@ class JobEngine:
     def _adopt(self, job: Job, index: int, task_id: str) -> None:
         step = job.steps[index]
         step.task_id, step.state, step.status = task_id, RUNNING, "queued"
-        step.submitted_at = time.time()
+        step.submitted_at = self._clock()
         self._save(job)
-        self._next_poll = min(self._next_poll, time.monotonic() + self.poll_min)
+        self._next_poll = min(self._next_poll, self._monotonic() + self.poll_min)
         self._emit("update", job)
 
     # reconciliation ---------------------------------------------------------------------------
@@ -620,7 +632,7 @@ class JobEngine:
                 if j.state in (QUEUED, ACTIVE, NEEDS_DECISION) and j.current.state == SENDING]
 
     def _reconcile_steps(self) -> None:
-        now = time.monotonic()
+        now = self._monotonic()
         for job in self._reconciling():
             index = job.current_index
             key = (job.job_id, index)
@@ -632,9 +644,9 @@ class JobEngine:
     def _reconcile_one(self, job: Job, index: int) -> None:
         step = job.steps[index]
         key = (job.job_id, index)
-        sent_at = step.sent_at or time.time()
+        sent_at = step.sent_at or self._clock()
         window_end = sent_at + self.reconcile_window
-        checked_at = time.time()  # the check covers the usage list as of now (or later)
+        checked_at = self._clock()  # the check covers the usage list as of now (or later)
         step.checks += 1
         self.stats["reconciles"] += 1
         try:
@@ -648,7 +660,7 @@ class JobEngine:
             if cannot_tell and job.state != NEEDS_DECISION:
                 self._needs_decision(job, f"{exc.user_message()} Resubmit (may bill twice) or "
                                           "give up.")
-            self._retry_at[key] = time.monotonic() + max(self._reconcile_interval(step), 5.0)
+            self._retry_at[key] = self._monotonic() + max(self._reconcile_interval(step), 5.0)
             self._save(job)
             return
         except errors.TripoError as exc:  # the service is unreachable or failing: keep trying
@@ -661,7 +673,7 @@ class JobEngine:
                     "left, so whether it created a task is unknown (last error: {}). Checking goes "
                     "on; a task that shows up is adopted. Resubmit (may bill twice) or give up."
                 ).format(checked_at - sent_at, exc.user_message()))
-            self._retry_at[key] = time.monotonic() + self._reconcile_interval(step)
+            self._retry_at[key] = self._monotonic() + self._reconcile_interval(step)
             self._save(job)
             return
         step.reached_at = checked_at
@@ -683,7 +695,7 @@ class JobEngine:
             self._resubmit_lost(job, index, "no task was created")
             return
         step.reconcile_note = "no task yet"
-        self._retry_at[key] = time.monotonic() + min(self._reconcile_interval(step),
+        self._retry_at[key] = self._monotonic() + min(self._reconcile_interval(step),
                                                      max(0.05, window_end - checked_at))
         if job.state == NEEDS_DECISION:
             self._save(job)
@@ -703,7 +715,7 @@ class JobEngine:
 
     def _watch_lost_creates(self) -> None:
         """Looks, now and then, for a late task of each attempt that was resubmitted."""
-        now, wall = time.monotonic(), time.time()
+        now, wall = self._monotonic(), self._clock()
         interval = min(60.0, max(1.0, self.reconcile_window / 2))
         for job in list(self._jobs.values()):
             for index, step in enumerate(job.steps):
@@ -742,7 +754,7 @@ class JobEngine:
         log.warning("task %s showed up late for job %s, which already has task %s: recorded as a "
                     "duplicate (billed, not imported)", task_id, job.job_id, step.task_id)
         self.stats["duplicates"] += 1
-        job.duplicates.append({"step": index, "task_id": task_id, "found_at": time.time()})
+        job.duplicates.append({"step": index, "task_id": task_id, "found_at": self._clock()})
         self._save(job)
         self._emit("notice", job, f"Tripo created task {task_id} late for a request that was "
                                   "already submitted again; it is recorded as a duplicate and "
@@ -752,20 +764,20 @@ class JobEngine:
     def _poll(self) -> None:
         running = {j.current.task_id: j for j in self._active_jobs() if j.current.state == RUNNING}
         if not running:
-            self._next_poll = time.monotonic() + self.poll_max
+            self._next_poll = self._monotonic() + self.poll_max
             return
         self.stats["polls"] += 1
         try:
             result = self.provider.poll_tasks(list(running))
         except errors.AuthenticationError as exc:
             self._poll_failures += 1
-            self._next_poll = time.monotonic() + 30.0
+            self._next_poll = self._monotonic() + 30.0
             for job in running.values():
                 self._emit("notice", job, exc.user_message())
             return
         except errors.TripoError as exc:
             self._poll_failures += 1
-            self._next_poll = time.monotonic() + min(30.0, self.poll_max * self._poll_failures)
+            self._next_poll = self._monotonic() + min(30.0, self.poll_max * self._poll_failures)
             log.warning("poll failed (%s); retrying", exc)
             return
         self._poll_failures = 0
@@ -776,7 +788,7 @@ class JobEngine:
             job = running.get(task_id)
             if job is not None:
                 self._apply_task(job, task)
-        self._next_poll = time.monotonic() + self._poll_interval()
+        self._next_poll = self._monotonic() + self._poll_interval()
 
     def _poll_interval(self) -> float:
         """Fast while a task is about to finish, slow while all are far from it; one request a
@@ -790,7 +802,7 @@ class JobEngine:
             if isinstance(left, (int, float)) and left >= 0:
                 remaining.append(float(left))
             elif step.progress and step.submitted_at:
-                elapsed = time.time() - step.submitted_at
+                elapsed = self._clock() - step.submitted_at
                 remaining.append(elapsed * (100 - step.progress) / max(step.progress, 1))
             else:
                 remaining.append(0.0)  # unknown: assume it may finish soon
@@ -809,12 +821,12 @@ class JobEngine:
         if task.is_success:
             step.progress = 100
             step.state = DOWNLOADING
-            step.finished_at = time.time()
+            step.finished_at = self._clock()
             self._slot_cap = min(self.max_concurrent, self._slot_cap + 1)
             self._save(job)
             self._start_downloads(job, job.current_index)
         elif task.is_finished:
-            step.finished_at = time.time()
+            step.finished_at = self._clock()
             code = record.get("error_code")
             message = record.get("error_message") or f"Task {step.task_id} ended as {step.status}"
             if not job.meta.get("tracked") and self._may_retry(step, code):
@@ -964,7 +976,7 @@ class JobEngine:
             self.journal.delete(job_id)
 
     def _save(self, job: Job) -> None:
-        job.updated_at = time.time()
+        job.updated_at = self._clock()
         if job.state not in FINAL_STATES:
             self.journal.locks.claim(job.job_id)  # e.g. a retry: the job is ours again
         self.journal.save(job.to_record())

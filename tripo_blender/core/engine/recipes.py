@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from ..protocol import tasks
+from ..protocol import request_models
 from .jobs import ANALYSIS_KINDS, Job, Step
 
 
@@ -84,4 +84,4 @@ def analysis_job(kind: str, image: str, *, options: dict | None = None, name: st
 def analysis_defaults(task_type: str) -> dict:
     """What an image analysis request sends when the user chose nothing: the server's documented
     defaults (the depth kind and resolution), so no result depends on them."""
-    return dict(tasks.request_class(task_type).SERVER_DEFAULTS)
+    return dict(request_models.request_class(task_type).SERVER_DEFAULTS)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Optional, Union
 
 from .errors import RetiredTaskType, ValidationError
-from .tasks import (
+from .records import TaskStatus
+from .vocabulary import (
     ANIMATE_PRERIGCHECK,
     ANIMATE_RETARGET,
     ANIMATE_RIG,
@@ -17,6 +18,7 @@ from .tasks import (
     EDIT_MULTIVIEW_IMAGE,
     GENERATE_IMAGE,
     GENERATE_MULTIVIEW_IMAGE,
+    GENERATION_TYPES,
     HIGHPOLY_TO_LOWPOLY,
     IMAGE_TO_DEPTH,
     IMAGE_TO_MODEL,
@@ -29,8 +31,6 @@ from .tasks import (
     RETIRED_TASK_TYPES,
     TEXTURE_MODEL,
     TEXT_TO_IMAGE,
-    GENERATION_TYPES,
-    TaskStatus,
     normalize_task_type,
     task_label,
 )

@@ -27,7 +27,7 @@ Wire facts (and the choices made where the published docs leave gaps)
   model versions. The UI asks :mod:`.capabilities` for the same reasons without a network call.
 - Status: ``GET /v1/generation-request/<id>/status/`` → ``PENDING | IN_PROGRESS | FINISHED |
   FAILED``, ``progress``, ``failure_reason``, ``results: [{asset | asset_url, asset_type,
-  metadata}]``, normalised into :class:`~.tasks.Task` (``3D_MODEL`` → ``output.model_url``, an
+  metadata}]``, normalised into :class:`~.records.Task` (``3D_MODEL`` → ``output.model_url``, an
   image result → ``output.rendered_image_url``). Results expire 24 h after completion.
 - No batch status route: :meth:`AIStudioProvider.poll_tasks` asks for each task in turn.
 - Balance: ``GET /account/user/wallet/`` → ``{"balance": "150.00"}`` (a string). The
@@ -84,7 +84,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from ..protocol import tasks as t
+from ..protocol import inputs, records, request_models, vocabulary
 from ..costs import PUBLISHED_SOURCE, CostEstimate
 from ..costs import estimate_credits as _tripo_table_estimate
 from .download import DEFAULT_MAX_BYTES, EXPIRED_STATUSES, download_file
@@ -149,14 +149,14 @@ RESULT_LIFETIME_HOURS = 24
 WALLET_PATHS = ("/account/user/wallet/", "/user/wallet/")
 STATUS_PATH = "/v1/generation-request/{task_id}/status/"
 _GENERATION_ROUTES = {
-    t.TEXT_TO_MODEL: "/v1/3d-models/tripo/text-to-3d/",
-    t.IMAGE_TO_MODEL: "/v1/3d-models/tripo/image-to-3d/",
-    t.MULTIVIEW_TO_MODEL: "/v1/3d-models/tripo/multiview-to-3d/",
+    vocabulary.TEXT_TO_MODEL: "/v1/3d-models/tripo/text-to-3d/",
+    vocabulary.IMAGE_TO_MODEL: "/v1/3d-models/tripo/image-to-3d/",
+    vocabulary.MULTIVIEW_TO_MODEL: "/v1/3d-models/tripo/multiview-to-3d/",
 }
 _UTILITY_ROUTES = {
-    t.TEXTURE_MODEL: "/v1/3d-models/tripo/texture-model/",
-    t.MESH_SEGMENTATION: "/v1/3d-models/tripo/mesh-segmentation/",
-    t.CONVERT_MODEL: "/v1/3d-models/tripo/convert-model/",
+    vocabulary.TEXTURE_MODEL: "/v1/3d-models/tripo/texture-model/",
+    vocabulary.MESH_SEGMENTATION: "/v1/3d-models/tripo/mesh-segmentation/",
+    vocabulary.CONVERT_MODEL: "/v1/3d-models/tripo/convert-model/",
 }
 SUPPORTED_TASK_TYPES = tuple(_GENERATION_ROUTES) + tuple(_UTILITY_ROUTES)
 
@@ -178,22 +178,22 @@ _CONVERT_FIELDS = ("format", "quad", "force_symmetry", "face_limit", "flatten_bo
                    "animate_in_place")
 CONVERT_MAX_TEXTURE_SIZE = 4096
 
-_IMAGE_GENERATION = (t.TEXT_TO_IMAGE, t.GENERATE_IMAGE, t.GENERATE_MULTIVIEW_IMAGE,
-                     t.EDIT_MULTIVIEW_IMAGE)
-_RIGGING = (t.ANIMATE_PRERIGCHECK, t.ANIMATE_RIG, t.ANIMATE_RETARGET)
+_IMAGE_GENERATION = (vocabulary.TEXT_TO_IMAGE, vocabulary.GENERATE_IMAGE,
+                     vocabulary.GENERATE_MULTIVIEW_IMAGE, vocabulary.EDIT_MULTIVIEW_IMAGE)
+_RIGGING = (vocabulary.ANIMATE_PRERIGCHECK, vocabulary.ANIMATE_RIG, vocabulary.ANIMATE_RETARGET)
 _UNSUPPORTED_REASONS: dict[str, str] = {
     **{task_type: "3D AI Studio sells Tripo's 3D generation only; Tripo's image generation "
                   "is not offered there." for task_type in _IMAGE_GENERATION},
     **{task_type: "3D AI Studio does not offer Tripo's rigging and animation (rig check, rig, "
                   "animation retarget)." for task_type in _RIGGING},
-    t.MESH_COMPLETION: "3D AI Studio does not offer Tripo's part completion.",
-    t.HIGHPOLY_TO_LOWPOLY: "3D AI Studio has no separate smart low poly step; use the Smart "
-                           "Low Poly option when generating instead.",
-    t.MESH_UV: "3D AI Studio does not offer Tripo's UV unwrap step.",
+    vocabulary.MESH_COMPLETION: "3D AI Studio does not offer Tripo's part completion.",
+    vocabulary.HIGHPOLY_TO_LOWPOLY: "3D AI Studio has no separate smart low poly step; use the Smart "
+                                    "Low Poly option when generating instead.",
+    vocabulary.MESH_UV: "3D AI Studio does not offer Tripo's UV unwrap step.",
     **{task_type: "3D AI Studio does not offer Tripo's image to splat and image to depth."
-       for task_type in (t.IMAGE_TO_SPLAT, t.IMAGE_TO_DEPTH)},
-    t.IMPORT_MODEL: "3D AI Studio has no import step: texturing, segmentation and conversion "
-                    "take the model file or its URL directly.",
+       for task_type in (vocabulary.IMAGE_TO_SPLAT, vocabulary.IMAGE_TO_DEPTH)},
+    vocabulary.IMPORT_MODEL: "3D AI Studio has no import step: texturing, segmentation and conversion "
+                             "take the model file or its URL directly.",
 }
 PART_NAMES_REASON = "3D AI Studio does not document part_names for texturing"
 
@@ -203,11 +203,11 @@ PART_NAMES_REASON = "3D AI Studio does not document part_names for texturing"
 
 def supports(task_type: str) -> Optional[str]:
     """None when 3D AI Studio offers ``task_type``, else why not (no network, no key)."""
-    task_type = t.normalize_task_type(task_type) or ""
+    task_type = vocabulary.normalize_task_type(task_type) or ""
     if task_type in SUPPORTED_TASK_TYPES:
         return None
-    if task_type in t.RETIRED_TASK_TYPES:
-        return t.RETIRED_TASK_TYPES[task_type]
+    if task_type in vocabulary.RETIRED_TASK_TYPES:
+        return vocabulary.RETIRED_TASK_TYPES[task_type]
     if task_type in _UNSUPPORTED_REASONS:
         return _UNSUPPORTED_REASONS[task_type]
     return f"3D AI Studio has no task type '{task_type}'."
@@ -235,13 +235,13 @@ def _input_reason(value: Any, field: str, what: str, *, task_ids: bool) -> Optio
     if not isinstance(value, str) or not value.strip():
         return None  # missing inputs are the request validation's business
     try:
-        kind = t.classify_input(value, field=field)
+        kind = inputs.classify_input(value, field=field)
     except ValidationError:
         return None
-    if kind is t.InputKind.FILE_TOKEN:
+    if kind is inputs.InputKind.FILE_TOKEN:
         return (f"{field}: Tripo file tokens mean nothing to 3D AI Studio; give {what} as a "
                 "local file or an http(s) URL.")
-    if kind is t.InputKind.TASK_ID and not task_ids:
+    if kind is inputs.InputKind.TASK_ID and not task_ids:
         return (f"{field}: 3D AI Studio cannot take {what} from another task (Tripo's image "
                 "generation is not offered there); give a local file or an http(s) URL.")
     return None
@@ -254,7 +254,7 @@ def unsupported_params(task_type: str, params: Optional[Mapping[str, Any]] = Non
     reason = supports(task_type)
     if reason:
         return reason
-    task_type = t.normalize_task_type(task_type) or ""
+    task_type = vocabulary.normalize_task_type(task_type) or ""
     p = dict(params or {})
     problems: list[str] = []
     if task_type in _GENERATION_ROUTES:
@@ -266,7 +266,7 @@ def unsupported_params(task_type: str, params: Optional[Mapping[str, Any]] = Non
             if _set(p, name):
                 problems.append(f"3D AI Studio does not document {label} ({name}) for Tripo "
                                 "generation.")
-        if task_type == t.MULTIVIEW_TO_MODEL:
+        if task_type == vocabulary.MULTIVIEW_TO_MODEL:
             if _set(p, "enable_image_autofix"):
                 problems.append("3D AI Studio documents enable_image_autofix for single "
                                 "images only, not for multiview.")
@@ -278,11 +278,11 @@ def unsupported_params(task_type: str, params: Optional[Mapping[str, Any]] = Non
                 if reason:
                     problems.append(reason)
                     break
-        if task_type == t.IMAGE_TO_MODEL:
+        if task_type == vocabulary.IMAGE_TO_MODEL:
             reason = _input_reason(p.get("input"), "input", "the image", task_ids=False)
             if reason:
                 problems.append(reason)
-    elif task_type == t.TEXTURE_MODEL:
+    elif task_type == vocabulary.TEXTURE_MODEL:
         if _set(p, "part_names"):
             problems.append(PART_NAMES_REASON + "; it retextures the whole model.")
         if _set(p, "model"):
@@ -302,7 +302,7 @@ def unsupported_params(task_type: str, params: Optional[Mapping[str, Any]] = Non
         reason = _input_reason(p.get("input"), "input", "the model", task_ids=True)
         if reason:
             problems.append(reason)
-    elif task_type == t.MESH_SEGMENTATION:
+    elif task_type == vocabulary.MESH_SEGMENTATION:
         for name in ("model", "segmentation_granularity", "split_by_connectivity", "ref_image"):
             if _set(p, name):
                 problems.append(f"3D AI Studio's segmentation takes no options ({name} is not "
@@ -311,7 +311,7 @@ def unsupported_params(task_type: str, params: Optional[Mapping[str, Any]] = Non
         reason = _input_reason(p.get("input"), "input", "the model", task_ids=True)
         if reason:
             problems.append(reason)
-    elif task_type == t.CONVERT_MODEL:
+    elif task_type == vocabulary.CONVERT_MODEL:
         if _set(p, "part_names"):
             problems.append("3D AI Studio does not document part_names for conversion; it "
                             "converts the whole model.")
@@ -336,15 +336,16 @@ def _make_estimate(items: list[tuple[str, float]]) -> CostEstimate:
                         is_estimate=True, source=PUBLISHED_SOURCE, is_guess=False)
 
 
-def estimate_credits(request: t.TaskRequest) -> CostEstimate:
+def estimate_credits(request: request_models.TaskRequest) -> CostEstimate:
     """Credits 3D AI Studio's published table gives for ``request`` (an estimate: the wallet
     is the truth). Raises :class:`FeatureUnavailable` for a type 3D AI Studio does not offer."""
     reason = supports(request.task_type)
     if reason:
         raise FeatureUnavailable(reason, reason=reason)
-    if isinstance(request, t._GenerationRequest):
+    if isinstance(request, request_models._GenerationRequest):
         p1 = request.is_p1
-        base = {t.TEXT_TO_MODEL: 20.0, t.IMAGE_TO_MODEL: 40.0, t.MULTIVIEW_TO_MODEL: 40.0}
+        base = {vocabulary.TEXT_TO_MODEL: 20.0, vocabulary.IMAGE_TO_MODEL: 40.0,
+                vocabulary.MULTIVIEW_TO_MODEL: 40.0}
         items = [("base (P1)" if p1 else "base", base[request.task_type] + (40.0 if p1 else 0.0))]
         # Their surcharge applies when texture=true (the default); pbr alone costs nothing.
         if request.texture is not False and not request.generate_parts:
@@ -578,14 +579,12 @@ def error_from_answer(http_status: Optional[int], payload: Any,
 # =========================================================================== status
 
 
-_STATUS_WORDS: dict[str, t.TaskStatus] = {
-    "PENDING": t.TaskStatus.QUEUED, "QUEUED": t.TaskStatus.QUEUED, "CREATED": t.TaskStatus.QUEUED,
-    "IN_PROGRESS": t.TaskStatus.RUNNING, "RUNNING": t.TaskStatus.RUNNING,
-    "PROCESSING": t.TaskStatus.RUNNING, "STARTED": t.TaskStatus.RUNNING,
-    "FINISHED": t.TaskStatus.SUCCESS, "SUCCESS": t.TaskStatus.SUCCESS,
-    "SUCCEEDED": t.TaskStatus.SUCCESS, "COMPLETED": t.TaskStatus.SUCCESS,
-    "FAILED": t.TaskStatus.FAILED, "ERROR": t.TaskStatus.FAILED, "EXPIRED": t.TaskStatus.FAILED,
-    "CANCELLED": t.TaskStatus.CANCELLED, "CANCELED": t.TaskStatus.CANCELLED,
+_STATUS_WORDS: dict[str, records.TaskStatus] = {
+    **dict.fromkeys(("PENDING", "QUEUED", "CREATED"), records.TaskStatus.QUEUED),
+    **dict.fromkeys(("IN_PROGRESS", "RUNNING", "PROCESSING", "STARTED"), records.TaskStatus.RUNNING),
+    **dict.fromkeys(("FINISHED", "SUCCESS", "SUCCEEDED", "COMPLETED"), records.TaskStatus.SUCCESS),
+    **dict.fromkeys(("FAILED", "ERROR", "EXPIRED"), records.TaskStatus.FAILED),
+    **dict.fromkeys(("CANCELLED", "CANCELED"), records.TaskStatus.CANCELLED),
 }
 _MODEL_SUFFIXES = (".glb", ".gltf", ".fbx", ".obj", ".stl", ".usdz", ".3mf", ".zip", ".ply")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -625,11 +624,11 @@ def _is_image(asset_type: str, url: str) -> bool:
 
 def task_from_status(task_id: str, data: Any, *, task_type: Optional[str] = None,
                      created_at: Optional[str] = None, completed_at: Optional[str] = None,
-                     credits: Optional[float] = None, body: Optional[dict] = None) -> t.Task:
-    """A status answer as our normalised :class:`~.tasks.Task`. Never raises on odd values."""
+                     credits: Optional[float] = None, body: Optional[dict] = None) -> records.Task:
+    """A status answer as our normalised :class:`~.records.Task`. Never raises on odd values."""
     data = data if isinstance(data, Mapping) else {}
     word = str(data.get("status") or "").strip().upper()
-    status = _STATUS_WORDS.get(word, t.TaskStatus.UNKNOWN)
+    status = _STATUS_WORDS.get(word, records.TaskStatus.UNKNOWN)
     output: dict[str, Any] = {}
     results = data.get("results")
     if isinstance(results, Mapping):
@@ -653,7 +652,7 @@ def task_from_status(task_id: str, data: Any, *, task_type: Optional[str] = None
         "task_id": task_id,
         "type": task_type,
         "status": status.value,
-        "progress": 100 if status is t.TaskStatus.SUCCESS else data.get("progress"),
+        "progress": 100 if status is records.TaskStatus.SUCCESS else data.get("progress"),
         "output": output,
         "input": dict(body or {}),
         "created_at": data.get("created_at") or created_at,
@@ -662,23 +661,23 @@ def task_from_status(task_id: str, data: Any, *, task_type: Optional[str] = None
         "provider_status": word or None,
         "assets": assets,
     }
-    if status is t.TaskStatus.SUCCESS:
+    if status is records.TaskStatus.SUCCESS:
         record["credits_consumed"] = credits
         if credits is not None:
             record["credits_source"] = PUBLISHED_SOURCE
-    elif status is t.TaskStatus.FAILED:
+    elif status is records.TaskStatus.FAILED:
         record["credits_consumed"] = 0.0  # failed generations are refunded
         reason = data.get("failure_reason") or data.get("error") or data.get("message")
         record["error_message"] = (str(reason) if reason else
                                    "3D AI Studio reported the task as failed (no reason given); "
                                    "its credits are refunded.")
-    return t.Task.from_api(record, task_id=task_id)
+    return records.Task.from_api(record, task_id=task_id)
 
 
 # =========================================================================== the provider
 
 
-def generation_route(request: t._GenerationRequest) -> str:
+def generation_route(request: request_models._GenerationRequest) -> str:
     """The create route of a generation request, with its version suffix."""
     route = _GENERATION_ROUTES[request.task_type]
     version = _version_reason(request.model)
@@ -777,7 +776,7 @@ class AIStudioProvider(Provider):
         self._lock = threading.Lock()
         self._known: dict[str, _Known] = {}
         self._last_polled: dict[str, float] = {}
-        self._seen: dict[str, tuple[float, t.Task]] = {}  # task id -> (monotonic, last state)
+        self._seen: dict[str, tuple[float, records.Task]] = {}  # task id -> (monotonic, last state)
         self._wallet_path = WALLET_PATHS[0]
 
     def __repr__(self) -> str:
@@ -866,20 +865,20 @@ class AIStudioProvider(Provider):
     def supports(self, task_type: str) -> Optional[str]:
         return supports(task_type)
 
-    def unsupported_options(self, request: t.TaskRequest) -> Optional[str]:
+    def unsupported_options(self, request: request_models.TaskRequest) -> Optional[str]:
         """Why this request cannot go to 3D AI Studio as it is (options or inputs it does not
         take), or None. :meth:`supports` cannot see parameters; this can."""
         return unsupported_params(request.task_type,
                                   request.model_dump(mode="python", exclude_none=True))
 
-    def estimate(self, request: t.TaskRequest) -> CostEstimate:
+    def estimate(self, request: request_models.TaskRequest) -> CostEstimate:
         return estimate_credits(request)
 
     # ================================================================== wire mapping
 
     @staticmethod
     def _data_uri(path: str, field: str) -> str:
-        fmt, _w, _h = t.validate_image_file(path, field=field)
+        fmt, _w, _h = inputs.validate_image_file(path, field=field)
         size = os.path.getsize(path)
         if size > MAX_INLINE_IMAGE_BYTES:
             raise ValidationError(
@@ -891,53 +890,53 @@ class AIStudioProvider(Provider):
         return f"data:image/{fmt};base64,{encoded}"
 
     def _image_entry(self, value: str, field: str) -> dict:
-        kind = t.classify_input(value, field=field)
-        if kind is t.InputKind.URL:
+        kind = inputs.classify_input(value, field=field)
+        if kind is inputs.InputKind.URL:
             return {"image_url": value.strip()}
-        if kind is t.InputKind.LOCAL_FILE:
+        if kind is inputs.InputKind.LOCAL_FILE:
             return {"image": self._data_uri(value.strip(), field)}
         reason = _input_reason(value, field, "the image", task_ids=False)
         raise FeatureUnavailable(reason, reason=reason)
 
     def _model_input(self, value: str, resolve: Callable[[str], str]) -> tuple[list, list]:
         """(form fields, files) for a model input: model_url or a model file upload."""
-        kind = t.classify_input(value, field="input")
+        kind = inputs.classify_input(value, field="input")
         value = value.strip()
-        if kind is t.InputKind.URL:
+        if kind is inputs.InputKind.URL:
             return [("model_url", value)], []
-        if kind is t.InputKind.LOCAL_FILE:
-            t.validate_model_file(value, field="input")
+        if kind is inputs.InputKind.LOCAL_FILE:
+            inputs.validate_model_file(value, field="input")
             return [], [("model", Path(value))]
-        if kind is t.InputKind.TASK_ID:
+        if kind is inputs.InputKind.TASK_ID:
             return [("model_url", resolve(value))], []
         reason = _input_reason(value, "input", "the model", task_ids=True)
         raise FeatureUnavailable(reason, reason=reason)
 
-    def wire(self, request: t.TaskRequest,
+    def wire(self, request: request_models.TaskRequest,
              resolve: Optional[Callable[[str], str]] = None) -> _Wire:
         """How ``request`` goes on the wire (route, JSON or multipart fields). ``resolve`` turns
         a task id of this provider into its model URL (default: ask 3D AI Studio)."""
         resolve = resolve or self._source_model_url
         fields = request.model_dump(mode="json", exclude_none=True)
-        if isinstance(request, t._GenerationRequest):
+        if isinstance(request, request_models._GenerationRequest):
             route = generation_route(request)
             allowed = _GENERATION_FIELDS + {
-                t.IMAGE_TO_MODEL: _IMAGE_FIELDS, t.MULTIVIEW_TO_MODEL: _MULTIVIEW_FIELDS,
+                vocabulary.IMAGE_TO_MODEL: _IMAGE_FIELDS, vocabulary.MULTIVIEW_TO_MODEL: _MULTIVIEW_FIELDS,
             }.get(request.task_type, ())
             body = {k: fields[k] for k in allowed if k in fields}
-            if isinstance(request, t.ImageToModelRequest):
+            if isinstance(request, request_models.ImageToModelRequest):
                 body.update(self._image_entry(request.input, "input"))
-            elif isinstance(request, t.MultiviewToModelRequest):
+            elif isinstance(request, request_models.MultiviewToModelRequest):
                 views = [(i, v) for i, v in enumerate(request.inputs or []) if v is not None]
                 if not 2 <= len(views) <= 4:
                     raise ValidationError("3D AI Studio needs 2 to 4 view images.",
                                           field="inputs")
-                body["images"] = [self._image_entry(v, f"inputs[{i}] ({t.MULTIVIEW_SLOTS[i]} "
+                body["images"] = [self._image_entry(v, f"inputs[{i}] ({vocabulary.MULTIVIEW_SLOTS[i]} "
                                                        "view)") for i, v in views]
             return _Wire(route, json=body)
         route = _UTILITY_ROUTES[request.task_type]
         form, files = self._model_input(request.input, resolve)
-        if isinstance(request, t.TextureModelRequest):
+        if isinstance(request, request_models.TextureModelRequest):
             form += [(k, _form_value(fields[k])) for k in _TEXTURE_FIELDS if k in fields]
             prompt = request.texture_prompt
             if prompt is not None:
@@ -947,17 +946,17 @@ class AIStudioProvider(Provider):
                     value = getattr(prompt, role)
                     if not value:
                         continue
-                    kind = t.classify_input(value, field=f"texture_prompt.{role}")
-                    if kind is t.InputKind.URL:
+                    kind = inputs.classify_input(value, field=f"texture_prompt.{role}")
+                    if kind is inputs.InputKind.URL:
                         form.append((url_field, value.strip()))
-                    elif kind is t.InputKind.LOCAL_FILE:
-                        t.validate_image_file(value, field=f"texture_prompt.{role}")
+                    elif kind is inputs.InputKind.LOCAL_FILE:
+                        inputs.validate_image_file(value, field=f"texture_prompt.{role}")
                         files.append((role, Path(value.strip())))
                     else:
                         reason = _input_reason(value, f"texture_prompt.{role}", "the image",
                                                task_ids=False)
                         raise FeatureUnavailable(reason, reason=reason)
-        elif isinstance(request, t.ConvertModelRequest):
+        elif isinstance(request, request_models.ConvertModelRequest):
             form += [(k, _form_value(fields[k])) for k in _CONVERT_FIELDS if k in fields]
         return _Wire(route, form=form, files=files)
 
@@ -982,15 +981,15 @@ class AIStudioProvider(Provider):
 
     # ================================================================== create
 
-    def create_task(self, request: t.TaskRequest) -> str:
-        if not isinstance(request, t.TaskRequest):
-            raise ValidationError("create_task needs a task request (see tasks.build_request).")
+    def create_task(self, request: request_models.TaskRequest) -> str:
+        if not isinstance(request, request_models.TaskRequest):
+            raise ValidationError("create_task needs a task request (see request_models.build_request).")
         reason = self.supports(request.task_type) or self.unsupported_options(request)
         if reason:
             raise FeatureUnavailable(reason, reason=reason)
-        t.validate_request(request)
+        request_models.validate_request(request)
         wire = self.wire(request)
-        label = t.task_label(request.task_type)
+        label = vocabulary.task_label(request.task_type)
         described = wire.described()
 
         def lost_after_sending(exc: NetworkError, sent_at: float) -> CreateOutcomeUnknown:
@@ -1047,7 +1046,7 @@ class AIStudioProvider(Provider):
             for handle in handles:
                 handle.close()
 
-    def reconcile_create(self, request: t.TaskRequest, sent_at: float, *,
+    def reconcile_create(self, request: request_models.TaskRequest, sent_at: float, *,
                          exclude: Iterable[str] = ()) -> Optional[str]:
         """3D AI Studio has no task listing, so whether a lost create made a task cannot be
         checked: this always raises :class:`CreateOutcomeUnknown` (the job engine then asks the
@@ -1060,19 +1059,19 @@ class AIStudioProvider(Provider):
 
     # ================================================================== reads
 
-    def _status(self, task_id: str, *, what: str, wait: float, retry: bool) -> t.Task:
+    def _status(self, task_id: str, *, what: str, wait: float, retry: bool) -> records.Task:
         path = STATUS_PATH.format(task_id=quote(task_id, safe=""))
         data = self._read("GET", path, what=what, wait=wait, not_found=TaskNotFound, retry=retry)
         return self._remember(task_id, data)
 
-    def _remember(self, task_id: str, data: Any) -> t.Task:
+    def _remember(self, task_id: str, data: Any) -> records.Task:
         with self._lock:
             known = self._known.get(task_id)
             completed = known.completed_at if known else None
             word = str((data or {}).get("status") or "").upper() if isinstance(data, Mapping) \
                 else ""
             if known is not None and completed is None and \
-                    _STATUS_WORDS.get(word) in (t.TaskStatus.SUCCESS, t.TaskStatus.FAILED):
+                    _STATUS_WORDS.get(word) in (records.TaskStatus.SUCCESS, records.TaskStatus.FAILED):
                 # Not reported by 3D AI Studio: the time this client first saw it finished.
                 completed = known.completed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                time.gmtime(self._clock()))
@@ -1089,7 +1088,7 @@ class AIStudioProvider(Provider):
                     del self._seen[old_id]
         return task
 
-    def get_task(self, task_id: str) -> t.Task:
+    def get_task(self, task_id: str) -> records.Task:
         if not isinstance(task_id, str) or not task_id.strip():
             raise ValidationError("No task id given.", field="task_id")
         return self._status(task_id.strip(), what="task query", wait=self.max_rate_wait,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from . import aistudio
-from ..protocol import tasks as t
+from ..protocol import request_models, vocabulary
 
 __all__ = [
     "PROVIDERS",
@@ -73,45 +73,45 @@ def _studio(task_type: str) -> Optional[str]:
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("text_to_model", "Text to 3D", (t.TEXT_TO_MODEL,),
+    Feature("text_to_model", "Text to 3D", (vocabulary.TEXT_TO_MODEL,),
             {TRIPO: None, AISTUDIO: None}, {AISTUDIO: "v3.0 and v3.1 models"}),
-    Feature("image_to_model", "Image to 3D", (t.IMAGE_TO_MODEL,),
+    Feature("image_to_model", "Image to 3D", (vocabulary.IMAGE_TO_MODEL,),
             {TRIPO: None, AISTUDIO: None}, {AISTUDIO: "local images sent inline, up to 10 MB"}),
-    Feature("multiview_to_model", "Multiview to 3D", (t.MULTIVIEW_TO_MODEL,),
+    Feature("multiview_to_model", "Multiview to 3D", (vocabulary.MULTIVIEW_TO_MODEL,),
             {TRIPO: None, AISTUDIO: None}, {AISTUDIO: "2–4 views, no view slots"}),
     Feature("image_generation", "Image generation (text/image to image, multiview images)",
-            (t.TEXT_TO_IMAGE, t.GENERATE_IMAGE, t.GENERATE_MULTIVIEW_IMAGE,
-             t.EDIT_MULTIVIEW_IMAGE),
-            {TRIPO: None, AISTUDIO: _studio(t.TEXT_TO_IMAGE)}),
-    Feature("image_analysis", "Image to splat, image to depth map", (t.IMAGE_TO_SPLAT,
-                                                                      t.IMAGE_TO_DEPTH),
-            {TRIPO: None, AISTUDIO: _studio(t.IMAGE_TO_SPLAT)},
+            (vocabulary.TEXT_TO_IMAGE, vocabulary.GENERATE_IMAGE,
+             vocabulary.GENERATE_MULTIVIEW_IMAGE, vocabulary.EDIT_MULTIVIEW_IMAGE),
+            {TRIPO: None, AISTUDIO: _studio(vocabulary.TEXT_TO_IMAGE)}),
+    Feature("image_analysis", "Image to splat, image to depth map",
+            (vocabulary.IMAGE_TO_SPLAT, vocabulary.IMAGE_TO_DEPTH),
+            {TRIPO: None, AISTUDIO: _studio(vocabulary.IMAGE_TO_SPLAT)},
             {TRIPO: "panel, scripting API, batch files with output = \"splat\" or \"depth\", "
                    "import by task id; a splat lands as a point cloud, a depth map as an image and "
                    "a displaced plane"}),
-    Feature("texture_model", "Texturing (whole model)", (t.TEXTURE_MODEL,),
+    Feature("texture_model", "Texturing (whole model)", (vocabulary.TEXTURE_MODEL,),
             {TRIPO: None, AISTUDIO: None}, {AISTUDIO: "from a model URL or file"}),
-    Feature("texture_parts", "Per-part texturing", (t.TEXTURE_MODEL,),
+    Feature("texture_parts", "Per-part texturing", (vocabulary.TEXTURE_MODEL,),
             {TRIPO: None, AISTUDIO: aistudio.PART_NAMES_REASON + "."}),
-    Feature("mesh_segmentation", "Segmentation", (t.MESH_SEGMENTATION,),
+    Feature("mesh_segmentation", "Segmentation", (vocabulary.MESH_SEGMENTATION,),
             {TRIPO: None, AISTUDIO: None}, {AISTUDIO: "no options"}),
-    Feature("mesh_completion", "Part completion", (t.MESH_COMPLETION,),
-            {TRIPO: None, AISTUDIO: _studio(t.MESH_COMPLETION)}),
-    Feature("highpoly_to_lowpoly", "Smart low poly", (t.HIGHPOLY_TO_LOWPOLY,),
-            {TRIPO: None, AISTUDIO: _studio(t.HIGHPOLY_TO_LOWPOLY)}),
-    Feature("mesh_uv", "UV unwrap", (t.MESH_UV,),
-            {TRIPO: None, AISTUDIO: _studio(t.MESH_UV)}),
-    Feature("animate_prerigcheck", "Rig check", (t.ANIMATE_PRERIGCHECK,),
-            {TRIPO: None, AISTUDIO: _studio(t.ANIMATE_PRERIGCHECK)}),
-    Feature("animate_rig", "Rig", (t.ANIMATE_RIG,),
-            {TRIPO: None, AISTUDIO: _studio(t.ANIMATE_RIG)}),
-    Feature("animate_retarget", "Animations", (t.ANIMATE_RETARGET,),
-            {TRIPO: None, AISTUDIO: _studio(t.ANIMATE_RETARGET)}),
-    Feature("convert_model", "Convert (GLTF, USDZ, FBX, OBJ, STL, 3MF)", (t.CONVERT_MODEL,),
+    Feature("mesh_completion", "Part completion", (vocabulary.MESH_COMPLETION,),
+            {TRIPO: None, AISTUDIO: _studio(vocabulary.MESH_COMPLETION)}),
+    Feature("highpoly_to_lowpoly", "Smart low poly", (vocabulary.HIGHPOLY_TO_LOWPOLY,),
+            {TRIPO: None, AISTUDIO: _studio(vocabulary.HIGHPOLY_TO_LOWPOLY)}),
+    Feature("mesh_uv", "UV unwrap", (vocabulary.MESH_UV,),
+            {TRIPO: None, AISTUDIO: _studio(vocabulary.MESH_UV)}),
+    Feature("animate_prerigcheck", "Rig check", (vocabulary.ANIMATE_PRERIGCHECK,),
+            {TRIPO: None, AISTUDIO: _studio(vocabulary.ANIMATE_PRERIGCHECK)}),
+    Feature("animate_rig", "Rig", (vocabulary.ANIMATE_RIG,),
+            {TRIPO: None, AISTUDIO: _studio(vocabulary.ANIMATE_RIG)}),
+    Feature("animate_retarget", "Animations", (vocabulary.ANIMATE_RETARGET,),
+            {TRIPO: None, AISTUDIO: _studio(vocabulary.ANIMATE_RETARGET)}),
+    Feature("convert_model", "Convert (GLTF, USDZ, FBX, OBJ, STL, 3MF)", (vocabulary.CONVERT_MODEL,),
             {TRIPO: None, AISTUDIO: None},
             {AISTUDIO: "whole model only; textures up to 4096 px"}),
-    Feature("import_model", "Import a model file", (t.IMPORT_MODEL,),
-            {TRIPO: None, AISTUDIO: _studio(t.IMPORT_MODEL)}),
+    Feature("import_model", "Import a model file", (vocabulary.IMPORT_MODEL,),
+            {TRIPO: None, AISTUDIO: _studio(vocabulary.IMPORT_MODEL)}),
     Feature("balance", "Credit balance", (),
             {TRIPO: None, AISTUDIO: None}, {AISTUDIO: "wallet; no frozen credits"}),
     Feature("usage_reconciliation", "Usage-based reconciliation of lost creates", (),
@@ -133,10 +133,10 @@ def feature(key: str) -> Feature:
 
 
 def _tripo_reason(task_type: str) -> Optional[str]:
-    task_type = t.normalize_task_type(task_type) or ""
-    if task_type in t.RETIRED_TASK_TYPES:
-        return t.RETIRED_TASK_TYPES[task_type]
-    if task_type not in t.REQUEST_CLASSES:
+    task_type = vocabulary.normalize_task_type(task_type) or ""
+    if task_type in vocabulary.RETIRED_TASK_TYPES:
+        return vocabulary.RETIRED_TASK_TYPES[task_type]
+    if task_type not in request_models.REQUEST_CLASSES:
         return f"Tripo API v3 has no task type '{task_type}'."
     return None
 
@@ -146,7 +146,7 @@ def feature_unavailable_reason(provider_name: str, task_type: str,
     """Why ``provider_name`` cannot run ``task_type`` with ``params`` (the request options as a
     plain dict, None = unset; may be partial), or None when it can. No network round trip: the
     UI calls this to grey out actions and options. Whether the values themselves are valid is
-    the request validation's business (``tasks.build_request``), not this function's."""
+    the request validation's business (``request_models.build_request``), not this function's."""
     provider = provider_key(provider_name)
     if provider == AISTUDIO:
         return aistudio.unsupported_params(task_type, params)
@@ -179,7 +179,7 @@ def support_table_markdown() -> str:
     return "\n".join(lines)
 
 
-def estimate(provider_name: str, request: t.TaskRequest):
+def estimate(provider_name: str, request: request_models.TaskRequest):
     """The provider's own published price for ``request`` (an estimate, never a bill)."""
     if provider_key(provider_name) == AISTUDIO:
         return aistudio.estimate_credits(request)

@@ -1,8 +1,8 @@
 """The provider seam: what the job engine needs from a 3D generation service.
 
-A provider turns validated :class:`~.tasks.TaskRequest` objects into remote tasks and reports
-on them. :class:`~.tripo_v3.TripoV3Provider` is the Tripo apiv3 implementation; tests or
-other services plug in here.
+A provider turns validated :class:`~.request_models.TaskRequest` objects into remote tasks and
+reports on them. :class:`~.tripo_v3.TripoV3Provider` is the Tripo apiv3 implementation; tests
+or other services plug in here.
 
 Thread use: never from Blender's main thread for network calls (they block); a provider may
 be shared by worker threads (``TripoV3Provider`` keeps one HTTP session per thread). No ``bpy``
@@ -19,7 +19,8 @@ import os
 
 from ..costs import CostEstimate, estimate_credits
 from .download import DEFAULT_MAX_BYTES
-from ..protocol.tasks import Task, TaskRequest
+from ..protocol.records import Task
+from ..protocol.request_models import TaskRequest
 
 __all__ = ["Provider", "PollResult", "Balance"]
 

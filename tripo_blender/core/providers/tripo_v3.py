@@ -65,18 +65,14 @@ from .http import (
 )
 from .create import send_create
 from .provider import Balance, PollResult, Provider
-from ..protocol.tasks import (
+from ..protocol.inputs import validate_image_file, validate_model_file
+from ..protocol.records import Task, UsageItem
+from ..protocol.request_models import REQUEST_CLASSES, TaskRequest, validate_request
+from ..protocol.vocabulary import (
     MAX_UPLOAD_BYTES,
     MODEL_FILE_FORMATS,
     RETIRED_TASK_TYPES,
-    REQUEST_CLASSES,
-    Task,
-    TaskRequest,
-    UsageItem,
     task_label,
-    validate_image_file,
-    validate_model_file,
-    validate_request,
 )
 
 log = logging.getLogger(__name__)
@@ -330,7 +326,7 @@ class TripoV3Provider(Provider):
 
     def create_task(self, request: TaskRequest) -> str:
         if not isinstance(request, TaskRequest):
-            raise ValidationError("create_task needs a task request (see tasks.build_request).")
+            raise ValidationError("create_task needs a task request (see request_models.build_request).")
         reason = self.supports(request.task_type)
         if reason:
             raise FeatureUnavailable(reason, reason=reason)

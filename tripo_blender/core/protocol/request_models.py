@@ -1,791 +1,99 @@
-"""Tripo tasks: the task object the API returns, one request model per task type, the
-validation a person can read, and local image checks (the chain rules between task types are
-in ``chains``).
+"""One request model per task type, the validation a person can read, and the factory.
 
-Everything here is plain Python (pydantic v2 + stdlib); no ``bpy`` (see ``core/__init__``).
-
-Building a request
-------------------
 ``build_request(task_type, **params)`` is the one entry point callers need. It returns the
 request model of that type, or raises our :class:`~.errors.ValidationError` (never pydantic's)
 whose message names the option and says what is wrong. ``None`` values mean "not set".
+Elsewhere: the task types and option values in ``vocabulary``, the inputs and their local files
+in ``inputs``, the chain rules between task types in ``chains``.
 
-Inputs
-------
-An input value (``input``, the ``inputs`` of multiview, ``texture_prompt.image`` ...) may be
-a task id, a file token (``file_...``), an http(s) URL, or an absolute path of a local file.
-Local files are checked here (type and size) and uploaded by the provider at create time.
+Plain Python (pydantic v2 + stdlib), no ``bpy`` (see ``core/__init__``).
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-import struct
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, ClassVar, Iterable, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from .errors import ValidationError, RetiredTaskType
-
-log = logging.getLogger(__name__)
-
-# =========================================================================== vocabulary
-
-TEXT_TO_MODEL = "text_to_model"
-IMAGE_TO_MODEL = "image_to_model"
-MULTIVIEW_TO_MODEL = "multiview_to_model"
-TEXT_TO_IMAGE = "text_to_image"
-GENERATE_IMAGE = "generate_image"
-GENERATE_MULTIVIEW_IMAGE = "generate_multiview_image"
-EDIT_MULTIVIEW_IMAGE = "edit_multiview_image"
-IMAGE_TO_SPLAT = "image_to_splat"
-IMAGE_TO_DEPTH = "image_to_depth"
-TEXTURE_MODEL = "texture_model"
-MESH_SEGMENTATION = "mesh_segmentation"
-MESH_COMPLETION = "mesh_completion"
-HIGHPOLY_TO_LOWPOLY = "highpoly_to_lowpoly"
-MESH_UV = "mesh_uv"
-ANIMATE_PRERIGCHECK = "animate_prerigcheck"
-ANIMATE_RIG = "animate_rig"
-ANIMATE_RETARGET = "animate_retarget"
-CONVERT_MODEL = "convert_model"
-IMPORT_MODEL = "import_model"
-#: The task types that make a new model from a prompt or images (the start of an asset).
-GENERATION_TYPES: tuple[str, ...] = (TEXT_TO_MODEL, IMAGE_TO_MODEL, MULTIVIEW_TO_MODEL)
-
-#: Task types Tripo retired, with what to tell the user.
-RETIRED_TASK_TYPES: dict[str, str] = {
-    "refine_model": (
-        "refine_model was retired by Tripo: API v3 has no refine step. Generate again with a "
-        "current model version (v3.x), which produces the final quality directly."
-    ),
-    "stylize_model": (
-        "stylize_model was retired by Tripo: API v3 has no stylize step (lego, voxel, voronoi, "
-        "minecraft). Describe the style in the prompt of a new generation instead."
-    ),
-}
-
-#: Human names of the task types.
-TASK_LABELS: dict[str, str] = {
-    TEXT_TO_MODEL: "Text to model",
-    IMAGE_TO_MODEL: "Image to model",
-    MULTIVIEW_TO_MODEL: "Multiview to model",
-    TEXT_TO_IMAGE: "Text to image",
-    GENERATE_IMAGE: "Image to image",
-    GENERATE_MULTIVIEW_IMAGE: "Image to multiview",
-    EDIT_MULTIVIEW_IMAGE: "Edit multiview",
-    IMAGE_TO_SPLAT: "Image to splat",
-    IMAGE_TO_DEPTH: "Image to depth",
-    TEXTURE_MODEL: "Texture",
-    MESH_SEGMENTATION: "Segmentation",
-    MESH_COMPLETION: "Part completion",
-    HIGHPOLY_TO_LOWPOLY: "Smart low poly",
-    MESH_UV: "UV unwrap",
-    ANIMATE_PRERIGCHECK: "Rig check",
-    ANIMATE_RIG: "Rig",
-    ANIMATE_RETARGET: "Animation retarget",
-    CONVERT_MODEL: "Convert",
-    IMPORT_MODEL: "Import",
-    "refine_model": "Refine (retired)",
-    "stylize_model": "Stylize (retired)",
-}
-
-
-#: Other names the server may report for a task type (the uv step has no v2 name).
-TASK_TYPE_ALIASES: dict[str, str] = {
-    "uv_unwrap": MESH_UV,
-    "smart_uv": MESH_UV,
-    "uv": MESH_UV,
-    "smart_lowpoly": HIGHPOLY_TO_LOWPOLY,
-    "prerigcheck": ANIMATE_PRERIGCHECK,
-}
-
-
-def normalize_task_type(task_type: Optional[str]) -> Optional[str]:
-    """The canonical (v2 vocabulary) name of a task type the server reported."""
-    if task_type is None:
-        return None
-    text = str(task_type).strip()
-    return TASK_TYPE_ALIASES.get(text, text) or None
-
-
-def task_label(task_type: Optional[str]) -> str:
-    """Human name of a task type (the raw name when unknown)."""
-    if not task_type:
-        return "unknown task"
-    return TASK_LABELS.get(task_type, task_type)
-
-
-# --------------------------------------------------------------------------- versions
-
-# Every request sends its model version: the DEFAULT_* below are what we send when the user
-# chose none (defined here once), so no result depends on what the server would pick.
-
-#: Known generation model versions (text/image/multiview to model). First is the default.
-#: P2-20260801 is Tripo's preview model (the official SDK tripo3d 1.0.0 lists it).
-GENERATION_MODELS: tuple[str, ...] = (
-    "v3.1-20260211",
-    "v3.0-20250812",
-    "v2.5-20250123",
-    "P1-20260311",
-    "P2-20260801",
+from .errors import RetiredTaskType, ValidationError
+from .inputs import (
+    InputKind,
+    InputRef,
+    check_input_value,
+    check_local_files,
+    classify_input,
 )
-DEFAULT_GENERATION_MODEL = "v3.1-20260211"
-#: Preview models: accepted in requests, not offered in the panel.
-PREVIEW_GENERATION_MODELS: tuple[str, ...] = ("P2-20260801",)
-TEXTURE_MODELS: tuple[str, ...] = ("v2.5-20250123", "v3.0-20250812", "v3.5-20260815")
-DEFAULT_TEXTURE_MODEL = "v3.0-20250812"
-#: The texture model that takes texture_quality "fast" and delight.
-TEXTURE_V35_MODEL = "v3.5-20260815"
-RIG_MODELS: tuple[str, ...] = ("v1.0-20240301", "v2.5-20260210", "v3.0-20260909")
-#: What we send (Tripo's current rig model).
-DEFAULT_RIG_MODEL = "v3.0-20260909"
-#: What the server uses when a request names no rig model (the official SDK tripo3d 1.0.0
-#: documents v1.0-20240301 as the server default): the model of an old rig made without one.
-SERVER_DEFAULT_RIG_MODEL = "v1.0-20240301"
-SEGMENT_MODELS: tuple[str, ...] = ("v1.0-20250506", "v2.0-20260430")
-DEFAULT_SEGMENT_MODEL = "v1.0-20250506"
-SEGMENT_V2_MODEL = "v2.0-20260430"
-DEFAULT_COMPLETION_MODEL = "v1.0-20250506"
-#: Decimation models; the reference names them without dates. Dated forms are accepted too.
-DECIMATE_MODELS: tuple[str, ...] = ("v1.0", "v2.0", "v3.0")
-DEFAULT_DECIMATE_MODEL = "v2.0"
-#: Smart low poly names as Tripo's product lists them; /v3/mesh/decimate takes only the short
-#: form, so they are sent as it (the official SDK tripo3d 1.0.0 maps them the same way).
-DECIMATE_MODEL_ALIASES: dict[str, str] = {
-    "P-v1.0-20250506": "v1.0",
-    "P-v2.0-20251225": "v2.0",
-    "P-v2.0-20251226": "v2.0",
-    "P-v3.0-20260909": "v3.0",
-}
-
-# --------------------------------------------------------------------------- enums
-
-QUALITIES = ("standard", "detailed")
-#: texture_quality of the texture step: "fast" needs the v3.5 texture model.
-TEXTURE_QUALITIES = ("standard", "detailed", "fast")
-DEPTH_KINDS = ("gray", "color")
-DEPTH_PROCESS_RES_RANGE = (126, 2016)
-TEXTURE_ALIGNMENTS = ("original_image", "geometry")
-ORIENTATIONS = ("default", "align_image")
-CONVERT_FORMATS = ("GLTF", "USDZ", "FBX", "OBJ", "STL", "3MF")
-TEXTURE_FORMATS = ("BMP", "DPX", "HDR", "JPEG", "OPEN_EXR", "PNG", "TARGA", "TIFF", "WEBP")
-FBX_PRESETS = ("blender", "mixamo", "3dsmax")
-EXPORT_ORIENTATIONS = ("+x", "-x", "+y", "-y")
-RIG_TYPES = ("biped", "quadruped", "hexapod", "octopod", "avian", "serpentine", "aquatic", "others")
-RIG_SPECS = ("tripo", "mixamo", "actorcore", "unity", "unreal", "vrm")
-#: Rig specs that need rig model v2.5 or v3.0.
-RIG_SPECS_NEEDING_NEW_MODEL = ("unity", "unreal", "vrm")
-RIG_OUT_FORMATS = ("glb", "fbx")
-SEGMENTATION_GRANULARITIES = ("simple", "balanced", "detailed")
-COMPLETION_MODES = ("ai_completion", "quick_cap")
-
-_BIPED_ANIMATIONS = (
-    "idle", "walk", "run", "dive", "climb", "jump", "slash", "shoot", "hurt", "fall", "turn",
-)
-#: Known animation presets for retargeting (v1.0 rigs use ``preset:biped:<name>``).
-ANIMATION_PRESETS: tuple[str, ...] = (
-    tuple(f"preset:{n}" for n in _BIPED_ANIMATIONS)
-    + tuple(f"preset:biped:{n}" for n in _BIPED_ANIMATIONS)
-    + (
-        "preset:quadruped:walk",
-        "preset:hexapod:walk",
-        "preset:octopod:walk",
-        "preset:serpentine:march",
-        "preset:aquatic:march",
-    )
-)
-MAX_ANIMATIONS = 5
-
-# --------------------------------------------------------------------------- option rules
-
-#: Options P1 generation models do not take.
-P1_REFUSED_OPTIONS: tuple[str, ...] = ("quad", "smart_low_poly", "generate_parts", "geometry_quality")
-
-
-def is_p1_model(model: str) -> bool:
-    return model.upper().startswith("P1-")
-
-
-def generation_option_conflicts(model: str, *, texture: bool, pbr: bool, quad: bool,
-                                generate_parts: bool) -> dict[str, str]:
-    """Generation options the other choices rule out, each with a short reason: the rules
-    :meth:`_GenerationRequest.check` enforces, for a UI that greys options out before sending."""
-    reasons = {}
-    if is_p1_model(model):
-        reasons.update(dict.fromkeys(P1_REFUSED_OPTIONS, "P1 models do not take this option"))
-    if generate_parts:
-        reasons.setdefault("texture", "Generate Parts needs Texture off")
-        reasons.setdefault("pbr", "Generate Parts needs PBR off")
-        reasons.setdefault("quad", "Generate Parts cannot be combined with Quad")
-    elif quad:
-        reasons.setdefault("generate_parts", "Parts cannot be combined with Quad")
-    elif texture or pbr:
-        reasons.setdefault("generate_parts", "Parts need Texture and PBR off")
-    return reasons
-
-# --------------------------------------------------------------------------- limits
-
-PROMPT_MAX = 1024
-NEGATIVE_PROMPT_MAX = 255
-FACE_LIMIT_RANGE = (500, 500_000)
-FACE_LIMIT_RANGE_P1 = (48, 20_000)
-DECIMATE_FACE_RANGE = (500, 20_000)
-DECIMATE_QUAD_FACE_RANGE = (500, 10_000)
-IMAGE_MIN_SIDE = 20
-IMAGE_MAX_SIDE = 6000
-IMAGE_FORMATS = ("png", "jpeg", "webp")
-MODEL_FILE_FORMATS = ("glb", "fbx", "obj", "stl")
-#: Uploads are capped at 150 MB by the API.
-MAX_UPLOAD_BYTES = 150 * 1024 * 1024
-
-
-# =========================================================================== task status / task
-
-
-class TaskStatus(str, Enum):
-    """Status of a task. Unknown strings become ``UNKNOWN`` (treated as not finished)."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def _missing_(cls, value: object) -> "TaskStatus":
-        if isinstance(value, str):
-            text = value.strip().lower()
-            for member in cls:
-                if member.value == text:
-                    return member
-            if text == "canceled":
-                return cls.CANCELLED
-            # v2 final states that v3 reports as failed (2008 / 2018).
-            if text in ("banned", "expired"):
-                return cls.FAILED
-        return cls.UNKNOWN
-
-    @property
-    def is_finished(self) -> bool:
-        return self in (TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCELLED)
-
-
-#: Keys of the four views in ``TaskOutput.multiview``.
-MULTIVIEW_KEYS = ("front_view_url", "left_view_url", "back_view_url", "right_view_url")
-
-
-def _to_str_or_none(value: Any) -> Optional[str]:
-    if value is None or value == "":
-        return None
-    return str(value)
-
-
-def _to_float_or_none(value: Any) -> Optional[float]:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        return None
-    return result if result == result else None
-
-
-def _to_int_or_none(value: Any) -> Optional[int]:
-    number = _to_float_or_none(value)
-    return None if number is None else int(number)
-
-
-class TaskOutput(BaseModel):
-    """Outputs of a task. Unknown fields are kept (``model_extra``)."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
-
-    model_url: Optional[str] = None
-    rendered_image_url: Optional[str] = None
-    generated_image_url: Optional[str] = None
-    uv_render_url: Optional[str] = None
-    depth_image_url: Optional[str] = None
-    riggable: Optional[bool] = None
-    rig_type: Optional[str] = Field(None, validation_alias=AliasChoices("rig_type", "topology"))
-    #: Views from ``generate_multiview_image``: ``{"front_view_url": ..., ...}``.
-    multiview: Optional[dict[str, Optional[str]]] = Field(
-        None, validation_alias=AliasChoices("multiview", "generate_multiview_image")
-    )
-
-    @field_validator(
-        "model_url", "rendered_image_url", "generated_image_url", "uv_render_url",
-        "depth_image_url", "rig_type", mode="before",
-    )
-    @classmethod
-    def _str_fields(cls, value: Any) -> Optional[str]:
-        return value if isinstance(value, str) and value else _to_str_or_none(
-            value if not isinstance(value, (dict, list)) else None
-        )
-
-    @field_validator("riggable", mode="before")
-    @classmethod
-    def _riggable(cls, value: Any) -> Optional[bool]:
-        if value is None or isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            text = value.strip().lower()
-            if text in ("true", "yes", "1"):
-                return True
-            if text in ("false", "no", "0"):
-                return False
-            return None
-        if isinstance(value, (int, float)):
-            return bool(value)
-        return None
-
-    @field_validator("multiview", mode="before")
-    @classmethod
-    def _multiview(cls, value: Any) -> Optional[dict]:
-        if isinstance(value, dict):
-            return {str(k): (v if isinstance(v, str) and v else None) for k, v in value.items()}
-        if isinstance(value, list):  # a list in [front, left, back, right] order
-            return {k: (v if isinstance(v, str) and v else None)
-                    for k, v in zip(MULTIVIEW_KEYS, value)}
-        return None
-
-    def urls(self) -> dict[str, str]:
-        """Every URL output by key: the named fields, ``multiview.<view>`` and extra ``*_url``."""
-        found: dict[str, str] = {}
-        for key in ("model_url", "rendered_image_url", "generated_image_url", "uv_render_url",
-                    "depth_image_url"):
-            value = getattr(self, key)
-            if value:
-                found[key] = value
-        for key, value in (self.multiview or {}).items():
-            if value:
-                found[f"multiview.{key}"] = value
-        for key, value in (self.model_extra or {}).items():
-            if isinstance(value, str) and value.startswith(("http://", "https://")):
-                found[key] = value
-        return found
-
-    def get_url(self, key: str) -> Optional[str]:
-        """URL of one output key: ``model_url``, ``multiview.front_view_url`` (or
-        ``multiview:front_view_url``, ``multiview:front``), an extra key."""
-        if key.startswith(("multiview.", "multiview:")):
-            view = key[len("multiview."):]
-            views = self.multiview or {}
-            return views.get(view) or views.get(f"{view}_view_url")
-        if key in type(self).model_fields:
-            value = getattr(self, key)
-            return value if isinstance(value, str) else None
-        value = (self.model_extra or {}).get(key)
-        return value if isinstance(value, str) else None
-
-
-class Task(BaseModel):
-    """A task as the API reports it. Parsing is defensive: missing or None fields are fine."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
-
-    task_id: str = ""
-    type: Optional[str] = None
-    status: TaskStatus = TaskStatus.UNKNOWN
-    progress: int = 0
-    input: dict[str, Any] = Field(default_factory=dict)
-    output: TaskOutput = Field(default_factory=TaskOutput)
-    credits_consumed: Optional[float] = None
-    created_at: Optional[str] = None
-    completed_at: Optional[str] = None
-    error_code: Optional[int] = None
-    error_message: Optional[str] = Field(
-        None, validation_alias=AliasChoices("error_message", "error_msg")
-    )
-    running_left_time: Optional[float] = None
-    queuing_num: Optional[int] = None
-
-    @field_validator("task_id", mode="before")
-    @classmethod
-    def _task_id(cls, value: Any) -> str:
-        return "" if value is None else str(value)
-
-    @field_validator("created_at", "completed_at", "error_message", mode="before")
-    @classmethod
-    def _opt_str(cls, value: Any) -> Optional[str]:
-        return _to_str_or_none(value)
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _type(cls, value: Any) -> Optional[str]:
-        return normalize_task_type(_to_str_or_none(value))
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _status(cls, value: Any) -> TaskStatus:
-        if isinstance(value, TaskStatus):
-            return value
-        return TaskStatus(value) if isinstance(value, str) else TaskStatus.UNKNOWN
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _progress(cls, value: Any) -> int:
-        number = _to_float_or_none(value)
-        if number is None:
-            return 0
-        return max(0, min(100, int(round(number))))
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _input(cls, value: Any) -> dict:
-        return dict(value) if isinstance(value, dict) else {}
-
-    @field_validator("output", mode="before")
-    @classmethod
-    def _output(cls, value: Any) -> Any:
-        return value if isinstance(value, (dict, TaskOutput)) else {}
-
-    @field_validator("credits_consumed", "running_left_time", mode="before")
-    @classmethod
-    def _opt_float(cls, value: Any) -> Optional[float]:
-        return _to_float_or_none(value)
-
-    @field_validator("error_code", "queuing_num", mode="before")
-    @classmethod
-    def _opt_int(cls, value: Any) -> Optional[int]:
-        return _to_int_or_none(value)
-
-    @classmethod
-    def from_api(cls, data: Any, *, task_id: Optional[str] = None) -> "Task":
-        """Parse a task object from the API. Never raises for odd field values; a payload
-        that is not an object yields an ``UNKNOWN`` task with ``task_id`` (if given)."""
-        if not isinstance(data, dict):
-            data = {}
-        if task_id and not data.get("task_id"):
-            data = {**data, "task_id": task_id}
-        try:
-            return cls.model_validate(data)
-        except PydanticValidationError:  # pragma: no cover - validators are lenient
-            log.warning("Could not parse task %s; treating it as unknown", task_id)
-            return cls(task_id=task_id or str(data.get("task_id") or ""))
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status.is_finished
-
-    @property
-    def is_success(self) -> bool:
-        return self.status is TaskStatus.SUCCESS
-
-
-class UsageItem(BaseModel):
-    """One row of ``GET /v3/account/usage``."""
-
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
-
-    task_id: str = ""
-    type: Optional[str] = None
-    status: TaskStatus = TaskStatus.UNKNOWN
-    created_at: Optional[str] = None
-    credits_consumed: Optional[float] = None
-
-    @field_validator("task_id", mode="before")
-    @classmethod
-    def _task_id(cls, value: Any) -> str:
-        return "" if value is None else str(value)
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _opt_str(cls, value: Any) -> Optional[str]:
-        return _to_str_or_none(value)
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _type(cls, value: Any) -> Optional[str]:
-        return normalize_task_type(_to_str_or_none(value))
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _status(cls, value: Any) -> TaskStatus:
-        return TaskStatus(value) if isinstance(value, str) else TaskStatus.UNKNOWN
-
-    @field_validator("credits_consumed", mode="before")
-    @classmethod
-    def _credits(cls, value: Any) -> Optional[float]:
-        return _to_float_or_none(value)
-
-
-# =========================================================================== inputs
-
-
-class InputKind(str, Enum):
-    TASK_ID = "task_id"
-    FILE_TOKEN = "file_token"
-    URL = "url"
-    LOCAL_FILE = "local_file"
-
-
-_TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{3,127}$")
-_FILE_TOKEN_RE = re.compile(r"^file_[A-Za-z0-9_\-]+$")
-
-
-def classify_input(value: Any, *, field: str = "input") -> InputKind:
-    """Say what an input value is: task id, ``file_`` token, http(s) URL or local file path.
-
-    Only the form is checked here (a local path must be absolute); existence and content of
-    local files are checked by :func:`check_local_files`.
-    """
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{field} is empty: give a task id, an image URL or a file path.",
-                              field=field)
-    text = value.strip()
-    lowered = text.lower()
-    if lowered.startswith(("http://", "https://")):
-        return InputKind.URL
-    if "://" in text and not os.path.isabs(text):
-        scheme = text.split("://", 1)[0]
-        raise ValidationError(
-            f"{field}: '{scheme}://' links are not supported; use an http(s) URL or a local file.",
-            field=field,
-        )
-    if text.startswith("//"):
-        raise ValidationError(
-            f"{field}: '{text}' is a Blender-relative path; make it absolute first.", field=field
-        )
-    if _FILE_TOKEN_RE.match(text):
-        return InputKind.FILE_TOKEN
-    if os.path.isabs(text) or (os.name == "nt" and re.match(r"^[A-Za-z]:[\\/]", text)):
-        return InputKind.LOCAL_FILE
-    if _TASK_ID_RE.match(text):
-        return InputKind.TASK_ID
-    raise ValidationError(
-        f"{field}: '{text}' is not a task id, a file token, an http(s) URL or an absolute file "
-        "path (relative paths are not accepted).",
-        field=field,
-    )
-
-
-@dataclass(frozen=True)
-class InputRef:
-    """One input value of a request: where it sits, its value, and what it must be."""
-
-    path: tuple  # e.g. ("input",), ("inputs", 0), ("texture_prompt", "image")
-    value: str
-    kind: str  # "image" or "model"
-
-    @property
-    def name(self) -> str:
-        out = ""
-        for part in self.path:
-            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-        return out
-
-    @property
-    def input_kind(self) -> InputKind:
-        return classify_input(self.value, field=self.name)
-
-
-# --------------------------------------------------------------------------- local files
-
-
-def _read_exact(f, n: int) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise EOFError
-    return data
-
-
-def _jpeg_size(f) -> tuple[int, int]:
-    f.seek(2)
-    sof = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-    while True:
-        byte = _read_exact(f, 1)
-        if byte != b"\xff":
-            continue  # tolerate garbage between segments
-        marker = _read_exact(f, 1)[0]
-        while marker == 0xFF:  # fill bytes
-            marker = _read_exact(f, 1)[0]
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
-            continue
-        if marker in (0xD9, 0xDA):
-            raise EOFError  # end of image or start of scan before any frame header
-        (length,) = struct.unpack(">H", _read_exact(f, 2))
-        if length < 2:
-            raise EOFError
-        if marker in sof:
-            _precision, height, width = struct.unpack(">BHH", _read_exact(f, 5))
-            return width, height
-        f.seek(length - 2, os.SEEK_CUR)
-
-
-def _webp_size(f) -> tuple[int, int]:
-    f.seek(12)
-    fourcc = _read_exact(f, 4)
-    _read_exact(f, 4)  # chunk size
-    if fourcc == b"VP8 ":
-        data = _read_exact(f, 10)
-        if data[3:6] != b"\x9d\x01\x2a":
-            raise EOFError
-        width, height = struct.unpack("<HH", data[6:10])
-        return width & 0x3FFF, height & 0x3FFF
-    if fourcc == b"VP8L":
-        data = _read_exact(f, 5)
-        if data[0] != 0x2F:
-            raise EOFError
-        (bits,) = struct.unpack("<I", data[1:5])
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if fourcc == b"VP8X":
-        data = _read_exact(f, 10)
-        width = int.from_bytes(data[4:7], "little") + 1
-        height = int.from_bytes(data[7:10], "little") + 1
-        return width, height
-    raise EOFError
-
-
-_OTHER_IMAGE_MAGIC = (
-    (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"), (b"\x00\x00\x01\x00", "ICO"), (b"8BPS", "PSD"),
-    (b"\x76\x2f\x31\x01", "EXR"),
+from .vocabulary import (
+    ANIMATE_PRERIGCHECK,
+    ANIMATE_RETARGET,
+    ANIMATE_RIG,
+    ANIMATION_PRESETS,
+    COMPLETION_MODES,
+    CONVERT_FORMATS,
+    CONVERT_MODEL,
+    DECIMATE_FACE_RANGE,
+    DECIMATE_MODELS,
+    DECIMATE_MODEL_ALIASES,
+    DECIMATE_QUAD_FACE_RANGE,
+    DEFAULT_COMPLETION_MODEL,
+    DEFAULT_DECIMATE_MODEL,
+    DEFAULT_GENERATION_MODEL,
+    DEFAULT_RIG_MODEL,
+    DEFAULT_SEGMENT_MODEL,
+    DEFAULT_TEXTURE_MODEL,
+    DEPTH_KINDS,
+    DEPTH_PROCESS_RES_RANGE,
+    EDIT_MULTIVIEW_IMAGE,
+    EXPORT_ORIENTATIONS,
+    FACE_LIMIT_RANGE,
+    FACE_LIMIT_RANGE_P1,
+    FBX_PRESETS,
+    GENERATE_IMAGE,
+    GENERATE_MULTIVIEW_IMAGE,
+    GENERATION_MODELS,
+    HIGHPOLY_TO_LOWPOLY,
+    IMAGE_TO_DEPTH,
+    IMAGE_TO_MODEL,
+    IMAGE_TO_SPLAT,
+    IMPORT_MODEL,
+    MAX_ANIMATIONS,
+    MESH_COMPLETION,
+    MESH_SEGMENTATION,
+    MESH_UV,
+    MULTIVIEW_SLOTS,
+    MULTIVIEW_TO_MODEL,
+    NEGATIVE_PROMPT_MAX,
+    ORIENTATIONS,
+    P1_REFUSED_OPTIONS,
+    PROMPT_MAX,
+    QUALITIES,
+    RETIRED_TASK_TYPES,
+    RIG_MODELS,
+    RIG_OUT_FORMATS,
+    RIG_SPECS,
+    RIG_SPECS_NEEDING_NEW_MODEL,
+    RIG_TYPES,
+    SEGMENTATION_GRANULARITIES,
+    SEGMENT_MODELS,
+    SEGMENT_V2_MODEL,
+    TEXTURE_ALIGNMENTS,
+    TEXTURE_FORMATS,
+    TEXTURE_MODEL,
+    TEXTURE_MODELS,
+    TEXTURE_QUALITIES,
+    TEXTURE_V35_MODEL,
+    TEXT_TO_IMAGE,
+    TEXT_TO_MODEL,
+    is_p1_model,
+    task_label,
 )
 
-
-def _check_regular_file(path: Any, field: str) -> str:
-    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
-        raise ValidationError(f"{field}: no file given.", field=field)
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValidationError(f"{field}: the file '{path}' does not exist.", field=field)
-    if not os.path.isfile(path):
-        raise ValidationError(f"{field}: '{path}' is not a file.", field=field)
-    size = os.path.getsize(path)
-    if size == 0:
-        raise ValidationError(f"{field}: the file '{path}' is empty.", field=field)
-    if size > MAX_UPLOAD_BYTES:
-        raise ValidationError(
-            f"{field}: '{os.path.basename(path)}' is {size / 1048576:.0f} MB; Tripo accepts "
-            f"files up to {MAX_UPLOAD_BYTES // 1048576} MB.",
-            field=field,
-        )
-    return path
-
-
-def validate_image_file(path: Any, *, field: str = "image") -> tuple[str, int, int]:
-    """Check a local image for Tripo: PNG, JPEG or WebP (by content, not by extension), each
-    side 20..6000 px, at most 150 MB. Returns ``(format, width, height)``, format one of
-    ``png``, ``jpeg``, ``webp``. Raises :class:`ValidationError` with a readable message."""
-    path = _check_regular_file(path, field)
-    name = os.path.basename(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(32)
-            try:
-                if head.startswith(b"\x89PNG\r\n\x1a\n"):
-                    if head[12:16] != b"IHDR":
-                        raise EOFError
-                    fmt = "png"
-                    width, height = struct.unpack(">II", head[16:24])
-                elif head.startswith(b"\xff\xd8"):
-                    fmt = "jpeg"
-                    width, height = _jpeg_size(f)
-                elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-                    fmt = "webp"
-                    width, height = _webp_size(f)
-                else:
-                    other = next((label for magic, label in _OTHER_IMAGE_MAGIC
-                                  if head.startswith(magic)), None)
-                    what = f"a {other} image" if other else "not a PNG, JPEG or WebP image"
-                    raise ValidationError(
-                        f"{field}: '{name}' is {what}. Tripo accepts PNG, JPEG and WebP; "
-                        "save the image in one of those formats.",
-                        field=field,
-                    )
-            except (EOFError, struct.error):
-                raise ValidationError(
-                    f"{field}: '{name}' looks damaged: its image header cannot be read.",
-                    field=field,
-                ) from None
-    except OSError as exc:
-        raise ValidationError(f"{field}: cannot read '{path}': {exc.strerror or exc}.",
-                              field=field) from None
-    for side, value in (("width", width), ("height", height)):
-        if value < IMAGE_MIN_SIDE or value > IMAGE_MAX_SIDE:
-            raise ValidationError(
-                f"{field}: '{name}' is {width}x{height} px; each side must be between "
-                f"{IMAGE_MIN_SIDE} and {IMAGE_MAX_SIDE} px (more than 256 px is recommended).",
-                field=field,
-            )
-    return fmt, width, height
-
-
-def validate_model_file(path: Any, *, field: str = "input") -> tuple[str, int]:
-    """Check a local 3D model for upload: .glb, .fbx, .obj or .stl, ≤ 150 MB.
-    Returns ``(format, size_bytes)``."""
-    path = _check_regular_file(path, field)
-    name = os.path.basename(path)
-    ext = os.path.splitext(path)[1].lower().lstrip(".")
-    if ext == "gltf":
-        raise ValidationError(
-            f"{field}: '{name}' is a .gltf with separate files; export it as .glb (binary glTF).",
-            field=field,
-        )
-    if ext not in MODEL_FILE_FORMATS:
-        raise ValidationError(
-            f"{field}: '{name}' is not a supported model file; Tripo imports "
-            f"{', '.join('.' + e for e in MODEL_FILE_FORMATS)}.",
-            field=field,
-        )
-    if ext == "glb":
-        with open(path, "rb") as f:
-            if f.read(4) != b"glTF":
-                raise ValidationError(f"{field}: '{name}' is not a valid .glb file.", field=field)
-    return ext, os.path.getsize(path)
-
-
-def check_local_files(request: "TaskRequest") -> list[InputRef]:
-    """Check every local file input of ``request``; return those inputs."""
-    local = request.local_files()
-    for ref in local:
-        if ref.kind == "image":
-            validate_image_file(ref.value, field=ref.name)
-        else:
-            validate_model_file(ref.value, field=ref.name)
-    return local
-
-
-# =========================================================================== requests
 
 _Quality = Literal[QUALITIES]
 _Alignment = Literal[TEXTURE_ALIGNMENTS]
 _Orientation = Literal[ORIENTATIONS]
-
-
-def _check_input_value(value: Any, field: str, *, allowed: Iterable[InputKind] = tuple(InputKind),
-                       what: str = "input") -> Any:
-    if value is None:
-        return value
-    kind = classify_input(value, field=field)
-    allowed = tuple(allowed)
-    if kind not in allowed:
-        names = {
-            InputKind.TASK_ID: "a task id",
-            InputKind.FILE_TOKEN: "a file token",
-            InputKind.URL: "an http(s) URL",
-            InputKind.LOCAL_FILE: "a local file",
-        }
-        raise ValidationError(
-            f"{field} must be {' or '.join(names[k] for k in allowed)} ({what}); "
-            f"got {names[kind]}.",
-            field=field,
-        )
-    return value.strip()
 
 
 def _check_prompt(value: Optional[str], field: str, limit: int, required: bool) -> None:
@@ -1031,10 +339,7 @@ class ImageToModelRequest(_GenerationRequest):
     @field_validator("input")
     @classmethod
     def _input(cls, value: str) -> str:
-        return _check_input_value(value, "input", what="the image")
-
-
-MULTIVIEW_SLOTS = ("front", "left", "back", "right")
+        return check_input_value(value, "input", what="the image")
 
 
 def _validate_views_shape(value: Any) -> Any:
@@ -1069,7 +374,7 @@ def _validate_views(value: Optional[list[Optional[str]]]) -> Optional[list[Optio
             "inputs: give at least two views (the front view and one more).", field="inputs"
         )
     return [
-        _check_input_value(v, f"inputs[{i}] ({MULTIVIEW_SLOTS[i]} view)", what="an image")
+        check_input_value(v, f"inputs[{i}] ({MULTIVIEW_SLOTS[i]} view)", what="an image")
         for i, v in enumerate(value)
     ]
 
@@ -1106,7 +411,7 @@ class MultiviewToModelRequest(_GenerationRequest):
     @field_validator("input")
     @classmethod
     def _input(cls, value: Optional[str]) -> Optional[str]:
-        return _check_input_value(value, "input", allowed=(InputKind.TASK_ID,),
+        return check_input_value(value, "input", allowed=(InputKind.TASK_ID,),
                                   what="a multiview image task")
 
     def check(self) -> None:
@@ -1185,14 +490,14 @@ class GenerateImageRequest(TaskRequest):
     @field_validator("input")
     @classmethod
     def _input(cls, value: Optional[str]) -> Optional[str]:
-        return _check_input_value(value, "input", what="the reference image")
+        return check_input_value(value, "input", what="the reference image")
 
     @field_validator("inputs")
     @classmethod
     def _inputs(cls, value: Optional[list[str]]) -> Optional[list[str]]:
         if value is None:
             return None
-        return [_check_input_value(v, f"inputs[{i}]", what="a reference image")
+        return [check_input_value(v, f"inputs[{i}]", what="a reference image")
                 for i, v in enumerate(value)]
 
     def check(self) -> None:
@@ -1224,7 +529,7 @@ class GenerateMultiviewImageRequest(TaskRequest):
     @field_validator("input")
     @classmethod
     def _input(cls, value: str) -> str:
-        return _check_input_value(value, "input", what="the image")
+        return check_input_value(value, "input", what="the image")
 
     def check(self) -> None:
         _check_prompt(self.prompt, "prompt", PROMPT_MAX, required=False)
@@ -1261,7 +566,7 @@ class EditMultiviewImageRequest(TaskRequest):
     @field_validator("input")
     @classmethod
     def _input(cls, value: str) -> str:
-        return _check_input_value(value, "input", allowed=(InputKind.TASK_ID,),
+        return check_input_value(value, "input", allowed=(InputKind.TASK_ID,),
                                   what="a multiview image task")
 
     @field_validator("prompts", mode="before")
@@ -1303,7 +608,7 @@ class ImageToSplatRequest(TaskRequest):
     @field_validator("input")
     @classmethod
     def _input(cls, value: str) -> str:
-        return _check_input_value(value, "input", what="the image")
+        return check_input_value(value, "input", what="the image")
 
 
 class ImageToDepthRequest(TaskRequest):
@@ -1322,7 +627,7 @@ class ImageToDepthRequest(TaskRequest):
     @field_validator("input")
     @classmethod
     def _input(cls, value: str) -> str:
-        return _check_input_value(value, "input", what="the image")
+        return check_input_value(value, "input", what="the image")
 
     def check(self) -> None:
         _check_range(self.process_res, "process_res", *DEPTH_PROCESS_RES_RANGE, why=" px")
@@ -1345,7 +650,7 @@ class _ModelInputRequest(TaskRequest):
     @field_validator("input")
     @classmethod
     def _input(cls, value: str) -> str:
-        return _check_input_value(value, "input", allowed=cls.input_kinds, what=cls.input_what)
+        return check_input_value(value, "input", allowed=cls.input_kinds, what=cls.input_what)
 
 
 class TexturePrompt(BaseModel):
@@ -1360,7 +665,7 @@ class TexturePrompt(BaseModel):
     @field_validator("image", "style_image")
     @classmethod
     def _images(cls, value: Optional[str], info) -> Optional[str]:
-        return _check_input_value(value, f"texture_prompt.{info.field_name}", what="an image")
+        return check_input_value(value, f"texture_prompt.{info.field_name}", what="an image")
 
     @model_validator(mode="after")
     def _something(self) -> "TexturePrompt":
@@ -1442,7 +747,7 @@ class MeshSegmentationRequest(_ModelInputRequest):
     @field_validator("ref_image")
     @classmethod
     def _ref_image(cls, value: Optional[str]) -> Optional[str]:
-        return _check_input_value(value, "ref_image", what="a reference image")
+        return check_input_value(value, "ref_image", what="a reference image")
 
     def check(self) -> None:
         if self.model is not None and self.model not in SEGMENT_MODELS:

@@ -145,6 +145,39 @@ def test_retexturing_two_of_five_parts_changes_exactly_those_two(connected, tmod
     assert len(bpy.data.objects) == object_count
 
 
+def test_retexture_takes_texture_model_v35_with_fast_quality_and_delight_from_the_panel(connected, tmod):
+    """The Selection panel sends the texture model, quality and delight it shows; what the chosen
+    model cannot take greys the button with the validator's reason, before any request."""
+    api, s = tmod("api"), bpy.context.scene.tripo
+    vocabulary, ops = tmod("core.protocol.vocabulary"), tmod("ui.selection_ops")
+    root = api.generate("a painted mug").root
+    select(root)
+    s.texture_prompt = "glazed blue"
+    s.retexture_quality = "fast"  # with the default texture model: refused
+    assert s.retexture_model == vocabulary.DEFAULT_TEXTURE_MODEL
+    count = len(connected.creates())
+    reason = ops.action_reason(bpy.context, ops.cached_analysis(bpy.context), "retexture")
+    assert "fast" in reason and vocabulary.TEXTURE_V35_MODEL in reason, reason
+    assert not bpy.ops.tripo.retexture.poll()
+    assert "delight" in s.retexture_conflicts()
+    assert len(connected.creates()) == count
+
+    s.retexture_model = vocabulary.TEXTURE_V35_MODEL
+    s.retexture_delight = True
+    assert s.retexture_conflicts() == {}
+    assert bpy.ops.tripo.retexture() == {"FINISHED"}
+    body = connected.creates()[-1]["json"]
+    assert (body["model"], body["texture_quality"], body["delight"]) == (vocabulary.TEXTURE_V35_MODEL, "fast", True)
+
+    # The default model: its version and quality are sent, delight (v3.5 only) is not.
+    s.retexture_model, s.retexture_quality = vocabulary.DEFAULT_TEXTURE_MODEL, "detailed"
+    select(root)
+    assert bpy.ops.tripo.retexture() == {"FINISHED"}
+    body = connected.creates()[-1]["json"]
+    assert (body["model"], body["texture_quality"]) == (vocabulary.DEFAULT_TEXTURE_MODEL, "detailed")
+    assert "delight" not in body
+
+
 # --- segment and complete -----------------------------------------------------------------------
 
 def test_segment_replaces_the_asset_by_its_parts_then_complete_selected_parts(connected, tmod):

@@ -809,3 +809,25 @@ def test_read_retry_is_bounded_and_skips_refusals(tmod, E):
     with pytest.raises(E.RateLimited):  # would pass the total time budget: give up at once
         http.call_with_retry(long_wait, policy=http.RetryPolicy(max_total_seconds=60),
                              sleep=lambda s: pytest.fail("must not wait"))
+
+
+def test_the_panels_texture_option_rules_are_the_validators(request_models, vocabulary, E):
+    """texture_option_conflicts (what the Selection panel greys out) refuses exactly what
+    TextureModelRequest refuses, for every texture model, quality and delight choice."""
+    for model in vocabulary.TEXTURE_MODELS:
+        conflicts = vocabulary.texture_option_conflicts(model)
+        for quality in vocabulary.TEXTURE_QUALITIES:
+            for delight in (None, False, True):
+                params = {"input": TASK_ID, "model": model, "texture_quality": quality}
+                if delight is not None:
+                    params["delight"] = delight
+                expected = (quality == "fast" and "texture_quality" in conflicts) or \
+                    (delight is not None and "delight" in conflicts)
+                if expected:
+                    with pytest.raises(E.ValidationError, match="v3.5"):
+                        request_models.build_request("texture_model", **params)
+                else:
+                    request_models.build_request("texture_model", **params)
+    assert vocabulary.texture_option_conflicts(vocabulary.TEXTURE_V35_MODEL) == {}
+    assert set(vocabulary.texture_option_conflicts(vocabulary.DEFAULT_TEXTURE_MODEL)) == {
+        "texture_quality", "delight"}

@@ -12,6 +12,7 @@ from ..core.protocol import request_models, vocabulary
 _GENERATION_DEFAULTS = request_models.ImageToModelRequest.SERVER_DEFAULTS
 _RIG_DEFAULTS = request_models.AnimateRigRequest.SERVER_DEFAULTS
 _DEPTH_DEFAULTS = request_models.ImageToDepthRequest.SERVER_DEFAULTS
+_TEXTURE_DEFAULTS = request_models.TextureModelRequest.SERVER_DEFAULTS
 _TEXTURE_FORMAT_DEFAULT = "DEFAULT"  # not sent: Tripo's own default (JPEG)
 
 
@@ -40,6 +41,12 @@ def _model_items() -> list:
             description += ": fast low-poly; no quad, parts, smart low poly or geometry quality"
         items.append((version, label, description))
     return items
+
+
+def _texture_model_items() -> list:
+    descriptions = {vocabulary.DEFAULT_TEXTURE_MODEL: "Default texture model",
+                    vocabulary.TEXTURE_V35_MODEL: "Newer model; takes Fast quality and Delight"}
+    return [(v, v.split("-")[0], descriptions.get(v, "")) for v in vocabulary.TEXTURE_MODELS]
 
 
 def _segment_model_items() -> list:
@@ -139,6 +146,12 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     texture_prompt: StringProperty(name="Texture Prompt", description="How the new texture should look")
     texture_image_path: StringProperty(name="Reference Image", subtype="FILE_PATH")
     style_image_path: StringProperty(name="Style Image", subtype="FILE_PATH")
+    retexture_model: EnumProperty(name="Texture Model", default=_TEXTURE_DEFAULTS["model"],
+                                  items=_texture_model_items())
+    retexture_quality: EnumProperty(name="Quality", default=_TEXTURE_DEFAULTS["texture_quality"],
+                                    items=_enum_items(vocabulary.TEXTURE_QUALITIES))
+    retexture_delight: BoolProperty(name="Delight", default=False,
+                                    description="Remove the lighting baked into the new texture")
     lowpoly_face_limit: IntProperty(name="Face Limit", default=5000, min=500, max=20000)
     lowpoly_quad: BoolProperty(name="Quad", default=False)
     lowpoly_replace: BoolProperty(name="Replace Original", default=False,
@@ -217,6 +230,13 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
         if self.analysis_kind() == "depth":
             return {"kind": self.depth_kind, "process_res": self.depth_process_res}
         return {"model_seed": self.model_seed or None}
+
+    def retexture_conflicts(self) -> dict[str, str]:
+        """Retexture options the chosen texture model rules out, with the reason."""
+        reasons = vocabulary.texture_option_conflicts(self.retexture_model)
+        if self.retexture_quality != "fast":
+            reasons.pop("texture_quality", None)
+        return reasons
 
     def option_conflicts(self) -> dict[str, str]:
         """Options that do not fit the current choices, with the reason (for greying out)."""

@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 def options_for(action: str, s) -> dict:
     """The action's options from the panel settings (None / defaults are not sent)."""
     if action == "retexture":
+        v35 = "delight" not in vocabulary.texture_option_conflicts(s.retexture_model)
         return {"prompt": s.texture_prompt.strip() or None, "image": s.texture_image_path or None,
-                "style_image": s.style_image_path or None}
+                "style_image": s.style_image_path or None, "model": s.retexture_model,
+                "texture_quality": s.retexture_quality, "delight": s.retexture_delight if v35 else None}
     if action == "segment":
         v2 = s.segment_model != vocabulary.DEFAULT_SEGMENT_MODEL
         return {"model": s.segment_model if v2 else None,
@@ -81,7 +83,16 @@ def action_reason(context, sel, action: str) -> str:
         return OFFLINE_MESSAGE
     s = getattr(context.scene, "tripo", None)
     per_part = bool(s and s.export_per_part) if action == "convert" else False
-    return sel.reason(action, per_part=per_part) or provider_reason(context, action)
+    return (sel.reason(action, per_part=per_part) or option_reason(s, action)
+            or provider_reason(context, action))
+
+
+def option_reason(s, action: str) -> str:
+    """Why the panel's options for the action would be refused ("" when they would not)."""
+    if action == "retexture" and s is not None:
+        conflict = s.retexture_conflicts().get("texture_quality")
+        return f"Retexture: {conflict}." if conflict else ""
+    return ""
 
 
 def submit_jobs(operator, context, jobs: list, wait: bool = False) -> set[str]:
@@ -263,6 +274,13 @@ class TRIPO_PT_selection_texture(_SelectionPanel, bpy.types.Panel):
         layout.prop(s, "texture_prompt", text="")
         layout.prop(s, "texture_image_path")
         layout.prop(s, "style_image_path")
+        reasons = s.retexture_conflicts()
+        col = layout.column(align=True)
+        col.prop(s, "retexture_model")
+        col.prop(s, "retexture_quality")
+        row = col.row()
+        row.enabled = "delight" not in reasons
+        row.prop(s, "retexture_delight")
         what = f"Retexture {len(sel.part_names)} Part(s)" if sel.part_names else "Retexture"
         _button(layout, context, sel, "retexture", "BRUSH_DATA", what)
 

@@ -83,11 +83,11 @@ from .vocabulary import (
     TEXTURE_MODEL,
     TEXTURE_MODELS,
     TEXTURE_QUALITIES,
-    TEXTURE_V35_MODEL,
     TEXT_TO_IMAGE,
     TEXT_TO_MODEL,
     is_p1_model,
     task_label,
+    texture_option_conflicts,
 )
 
 
@@ -715,14 +715,11 @@ class TextureModelRequest(_ModelInputRequest):
                 f"{', '.join(TEXTURE_MODELS)}.",
                 field="model",
             )
-        if (self.model or DEFAULT_TEXTURE_MODEL) != TEXTURE_V35_MODEL:
-            if self.texture_quality == "fast":
-                raise ValidationError(
-                    f"texture_quality 'fast' needs texture model {TEXTURE_V35_MODEL}.",
-                    field="texture_quality")
-            if self.delight is not None:
-                raise ValidationError(f"delight needs texture model {TEXTURE_V35_MODEL}.",
-                                      field="delight")
+        conflicts = texture_option_conflicts(self.model)
+        if self.texture_quality == "fast" and "texture_quality" in conflicts:
+            raise ValidationError(f"{conflicts['texture_quality']}.", field="texture_quality")
+        if self.delight is not None and "delight" in conflicts:
+            raise ValidationError(f"{conflicts['delight']}.", field="delight")
         if self.texture is False and self.pbr is False:
             raise ValidationError(
                 "texture and pbr are both off, so there is nothing to texture; turn one on.",

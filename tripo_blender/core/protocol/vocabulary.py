@@ -207,6 +207,16 @@ def generation_option_conflicts(model: str, *, texture: bool, pbr: bool, quad: b
         reasons.setdefault("generate_parts", "Parts need Texture and PBR off")
     return reasons
 
+
+def texture_option_conflicts(model: str | None) -> dict[str, str]:
+    """Texturing options the texture model version rules out, each with a short reason: the
+    rules :meth:`.request_models.TextureModelRequest.check` enforces, for a UI that greys them
+    out. "texture_quality" concerns its value "fast" only."""
+    if (model or DEFAULT_TEXTURE_MODEL) == TEXTURE_V35_MODEL:
+        return {}
+    needs = f"needs texture model {TEXTURE_V35_MODEL}"
+    return {"texture_quality": f"texture_quality 'fast' {needs}", "delight": f"delight {needs}"}
+
 # --------------------------------------------------------------------------- limits
 
 PROMPT_MAX = 1024

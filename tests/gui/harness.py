@@ -236,6 +236,13 @@ class GuiBlender:
         self.key("Return")
         time.sleep(0.3)
 
+    def scroll_sidebar(self, clicks: int) -> None:
+        """Turns the mouse wheel over the sidebar: down for clicks > 0, up for clicks < 0."""
+        x, y, width, height = self.run("r = view3d_sidebar()['region']; result = [r.x, r.y, r.width, r.height]")
+        self.hover(x + width // 2, SCREEN_SIZE[1] - (y + height // 2))
+        self.xserver.xdotool("click", "--repeat", str(abs(clicks)), "--delay", "40", "5" if clicks > 0 else "4")
+        time.sleep(0.5)
+
     def viewport_center(self) -> tuple[int, int]:
         """Screen coordinates (X: origin top-left) of the middle of the 3D view's main region."""
         x, y, width, height = self.run(

@@ -268,12 +268,25 @@ def test_h_selection_panel_retexture_parts_then_rig_and_animate(user, launch, em
     parts = blender.run("result = sorted(o['name'] for o in tripo_objects() if o['role'] == 'part')")
     assert len(parts) == 5
     chosen = [parts[1], parts[3]]
-    blender.run("for o in bpy.context.view_layer.objects: o.select_set(False)\n"
-                f"for name in {chosen!r}: bpy.data.objects[name].select_set(True)\n"
-                f"bpy.context.view_layer.objects.active = bpy.data.objects[{chosen[0]!r}]\n"
-                "bpy.context.scene.tripo.texture_prompt = 'rusty red metal'\n"
-                "result = invoke('tripo.retexture')\nassert result == ['FINISHED'], reports()[-3:]")
-    blender.screenshot("retexture-submitted")
+    assert blender.run("for o in bpy.context.view_layer.objects: o.select_set(False)\n"
+                       f"for name in {chosen!r}: bpy.data.objects[name].select_set(True)\n"
+                       f"bpy.context.view_layer.objects.active = bpy.data.objects[{chosen[0]!r}]\n"
+                       "s = bpy.context.scene.tripo\ns.texture_prompt = 'rusty red metal'\n"
+                       "s.retexture_model, s.retexture_quality = 'v2.5-20250123', 'fast'\n"
+                       "result = bpy.ops.tripo.retexture.poll()") is False  # fast needs v3.5
+    blender.scroll_sidebar(30)  # down to the Selection panel's Texture options
+    blender.screenshot("fast-refused-on-v2.5")
+    assert blender.run("s = bpy.context.scene.tripo\n"
+                       "s.retexture_model, s.retexture_delight = 'v3.5-20260815', True\n"
+                       "view3d_sidebar()['area'].tag_redraw()\n"
+                       "result = bpy.ops.tripo.retexture.poll()") is True
+    time.sleep(0.5)  # the redraw
+    blender.screenshot("fast-and-delight-on-v3.5")
+    blender.run("result = invoke('tripo.retexture')\nassert result == ['FINISHED'], reports()[-3:]")
+    sent = emulator.creates()[-1]
+    assert sent["path"] == "/v3/models/texture"
+    assert {k: sent["json"].get(k) for k in ("model", "texture_quality", "delight")} == {
+        "model": "v3.5-20260815", "texture_quality": "fast", "delight": True}
     textured = blender.wait_for(
         "[o['name'] for o in tripo_objects() if o['task_type'] == 'texture_model' and o['role'] == 'part'] or None",
         90, "the retextured parts")

@@ -146,7 +146,7 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     texture_prompt: StringProperty(name="Texture Prompt", description="How the new texture should look")
     texture_image_path: StringProperty(name="Reference Image", subtype="FILE_PATH")
     style_image_path: StringProperty(name="Style Image", subtype="FILE_PATH")
-    retexture_model: EnumProperty(name="Texture Model", default=_TEXTURE_DEFAULTS["model"],
+    retexture_model: EnumProperty(name="Model", default=_TEXTURE_DEFAULTS["model"],
                                   items=_texture_model_items())
     retexture_quality: EnumProperty(name="Quality", default=_TEXTURE_DEFAULTS["texture_quality"],
                                     items=_enum_items(vocabulary.TEXTURE_QUALITIES))

@@ -18,6 +18,7 @@ from ..blender import history as blender_history
 from ..blender.runtime import get_runtime
 from ..blender.settings import OfflineError
 from ..core.protocol import errors, vocabulary
+from .panels import SidebarPanel
 from .operators import finish_synchronously, not_in_object_mode, user_message
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,7 @@ def refresh_if_wanted(context=None) -> bool:
     return True
 
 
-class TRIPO_PT_history(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Tripo"
+class TRIPO_PT_history(SidebarPanel, bpy.types.Panel):
     bl_label = "History"
     bl_parent_id = "TRIPO_PT_generate"
     bl_options = {"DEFAULT_CLOSED"}

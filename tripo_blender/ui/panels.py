@@ -72,6 +72,14 @@ def _estimate(provider: str, mode: str, prompt: str, option_items: tuple) -> tup
         return "", exc.user_message()
 
 
+class SidebarPanel:
+    """Where every Tripo panel lives: the 3D view's sidebar, in the Tripo tab."""
+
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Tripo"
+
+
 def prop_with_reason(layout, settings, prop: str, reasons: dict, **kwargs):
     row = layout.row()
     row.enabled = prop not in reasons
@@ -95,10 +103,7 @@ def draw_submit(context, layout, s):
     row.operator("tripo.generate", icon="PLAY")
 
 
-class TRIPO_PT_generate(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Tripo"
+class TRIPO_PT_generate(SidebarPanel, bpy.types.Panel):
     bl_label = "Tripo Generate"
 
     def draw(self, context):
@@ -174,10 +179,7 @@ class TRIPO_PT_generate(bpy.types.Panel):
 
         draw_submit(context, layout, s)
 
-class TRIPO_PT_jobs(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Tripo"
+class TRIPO_PT_jobs(SidebarPanel, bpy.types.Panel):
     bl_label = "Jobs"
     bl_parent_id = "TRIPO_PT_generate"
 
@@ -265,10 +267,7 @@ def _state_icon(state: str) -> str:
             "needs_decision": "QUESTION", "ready": "IMPORT"}.get(state, "TIME")
 
 
-class TRIPO_PT_account(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Tripo"
+class TRIPO_PT_account(SidebarPanel, bpy.types.Panel):
     bl_label = "Account"
     bl_parent_id = "TRIPO_PT_generate"
     bl_options = {"DEFAULT_CLOSED"}

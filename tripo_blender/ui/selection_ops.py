@@ -28,6 +28,7 @@ from ..core.protocol import errors, vocabulary
 from ..core.engine import jobs as core_jobs
 from ..core.providers.settings import OFFLINE_MESSAGE
 from .operators import finish_synchronously, user_message
+from .panels import SidebarPanel
 
 log = logging.getLogger(__name__)
 
@@ -243,13 +244,12 @@ def _analysis(context):
     return cached_analysis(context)
 
 
-class _SelectionPanel:
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Tripo"
+class _SelectionSubPanel(SidebarPanel):
+    bl_parent_id = "TRIPO_PT_selection"
+    bl_options = {"DEFAULT_CLOSED"}
 
 
-class TRIPO_PT_selection(_SelectionPanel, bpy.types.Panel):
+class TRIPO_PT_selection(SidebarPanel, bpy.types.Panel):
     bl_label = "Tripo Selection"
 
     def draw(self, context):
@@ -264,9 +264,9 @@ class TRIPO_PT_selection(_SelectionPanel, bpy.types.Panel):
             _button(layout, context, sel, "bring_to_tripo", "IMPORT")
 
 
-class TRIPO_PT_selection_texture(_SelectionPanel, bpy.types.Panel):
+class TRIPO_PT_selection_texture(_SelectionSubPanel, bpy.types.Panel):
     bl_label = "Texture"
-    bl_parent_id = "TRIPO_PT_selection"
+    bl_options = set()  # open, unlike the other action panels
 
     def draw(self, context):
         layout, s = self.layout, context.scene.tripo
@@ -285,10 +285,8 @@ class TRIPO_PT_selection_texture(_SelectionPanel, bpy.types.Panel):
         _button(layout, context, sel, "retexture", "BRUSH_DATA", what)
 
 
-class TRIPO_PT_selection_mesh(_SelectionPanel, bpy.types.Panel):
+class TRIPO_PT_selection_mesh(_SelectionSubPanel, bpy.types.Panel):
     bl_label = "Mesh"
-    bl_parent_id = "TRIPO_PT_selection"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout, s = self.layout, context.scene.tripo
@@ -309,10 +307,8 @@ class TRIPO_PT_selection_mesh(_SelectionPanel, bpy.types.Panel):
         _button(layout, context, sel, "lowpoly", "MOD_DECIM")
 
 
-class TRIPO_PT_selection_rig(_SelectionPanel, bpy.types.Panel):
+class TRIPO_PT_selection_rig(_SelectionSubPanel, bpy.types.Panel):
     bl_label = "Rig & Animate"
-    bl_parent_id = "TRIPO_PT_selection"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout, s = self.layout, context.scene.tripo
@@ -336,10 +332,8 @@ class TRIPO_PT_selection_rig(_SelectionPanel, bpy.types.Panel):
                 _wrapped(layout, "Actions: " + ", ".join(tracks), icon="NLA")
 
 
-class TRIPO_PT_selection_export(_SelectionPanel, bpy.types.Panel):
+class TRIPO_PT_selection_export(_SelectionSubPanel, bpy.types.Panel):
     bl_label = "Convert & Export"
-    bl_parent_id = "TRIPO_PT_selection"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
         layout, s = self.layout, context.scene.tripo

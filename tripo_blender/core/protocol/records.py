@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 from enum import Enum
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from .vocabulary import normalize_task_type
@@ -155,76 +155,55 @@ class TaskOutput(BaseModel):
         return value if isinstance(value, str) else None
 
 
+# Lenient field types shared by the records: an odd value from the server becomes the empty
+# value of its field, never a validation error.
+def _to_task_id(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _to_task_type(value: Any) -> Optional[str]:
+    return normalize_task_type(_to_str_or_none(value))
+
+
+def _to_status(value: Any) -> TaskStatus:
+    if isinstance(value, TaskStatus):
+        return value
+    return TaskStatus(value) if isinstance(value, str) else TaskStatus.UNKNOWN
+
+
+def _to_progress(value: Any) -> int:
+    number = _to_float_or_none(value)
+    return 0 if number is None else max(0, min(100, int(round(number))))
+
+
+_TaskId = Annotated[str, BeforeValidator(_to_task_id)]
+_TaskType = Annotated[Optional[str], BeforeValidator(_to_task_type)]
+_Status = Annotated[TaskStatus, BeforeValidator(_to_status)]
+_OptStr = Annotated[Optional[str], BeforeValidator(_to_str_or_none)]
+_OptFloat = Annotated[Optional[float], BeforeValidator(_to_float_or_none)]
+_OptInt = Annotated[Optional[int], BeforeValidator(_to_int_or_none)]
+
+
 class Task(BaseModel):
     """A task as the API reports it. Parsing is defensive: missing or None fields are fine."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, protected_namespaces=())
 
-    task_id: str = ""
-    type: Optional[str] = None
-    status: TaskStatus = TaskStatus.UNKNOWN
-    progress: int = 0
-    input: dict[str, Any] = Field(default_factory=dict)
-    output: TaskOutput = Field(default_factory=TaskOutput)
-    credits_consumed: Optional[float] = None
-    created_at: Optional[str] = None
-    completed_at: Optional[str] = None
-    error_code: Optional[int] = None
-    error_message: Optional[str] = Field(
-        None, validation_alias=AliasChoices("error_message", "error_msg")
-    )
-    running_left_time: Optional[float] = None
-    queuing_num: Optional[int] = None
-
-    @field_validator("task_id", mode="before")
-    @classmethod
-    def _task_id(cls, value: Any) -> str:
-        return "" if value is None else str(value)
-
-    @field_validator("created_at", "completed_at", "error_message", mode="before")
-    @classmethod
-    def _opt_str(cls, value: Any) -> Optional[str]:
-        return _to_str_or_none(value)
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _type(cls, value: Any) -> Optional[str]:
-        return normalize_task_type(_to_str_or_none(value))
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _status(cls, value: Any) -> TaskStatus:
-        if isinstance(value, TaskStatus):
-            return value
-        return TaskStatus(value) if isinstance(value, str) else TaskStatus.UNKNOWN
-
-    @field_validator("progress", mode="before")
-    @classmethod
-    def _progress(cls, value: Any) -> int:
-        number = _to_float_or_none(value)
-        if number is None:
-            return 0
-        return max(0, min(100, int(round(number))))
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _input(cls, value: Any) -> dict:
-        return dict(value) if isinstance(value, dict) else {}
-
-    @field_validator("output", mode="before")
-    @classmethod
-    def _output(cls, value: Any) -> Any:
-        return value if isinstance(value, (dict, TaskOutput)) else {}
-
-    @field_validator("credits_consumed", "running_left_time", mode="before")
-    @classmethod
-    def _opt_float(cls, value: Any) -> Optional[float]:
-        return _to_float_or_none(value)
-
-    @field_validator("error_code", "queuing_num", mode="before")
-    @classmethod
-    def _opt_int(cls, value: Any) -> Optional[int]:
-        return _to_int_or_none(value)
+    task_id: _TaskId = ""
+    type: _TaskType = None
+    status: _Status = TaskStatus.UNKNOWN
+    progress: Annotated[int, BeforeValidator(_to_progress)] = 0
+    input: Annotated[dict[str, Any], BeforeValidator(lambda v: dict(v) if isinstance(v, dict) else {})] = \
+        Field(default_factory=dict)
+    output: Annotated[TaskOutput, BeforeValidator(lambda v: v if isinstance(v, (dict, TaskOutput)) else {})] = \
+        Field(default_factory=TaskOutput)
+    credits_consumed: _OptFloat = None
+    created_at: _OptStr = None
+    completed_at: _OptStr = None
+    error_code: _OptInt = None
+    error_message: _OptStr = Field(None, validation_alias=AliasChoices("error_message", "error_msg"))
+    running_left_time: _OptFloat = None
+    queuing_num: _OptInt = None
 
     @classmethod
     def from_api(cls, data: Any, *, task_id: Optional[str] = None) -> "Task":
@@ -254,33 +233,8 @@ class UsageItem(BaseModel):
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
-    task_id: str = ""
-    type: Optional[str] = None
-    status: TaskStatus = TaskStatus.UNKNOWN
-    created_at: Optional[str] = None
-    credits_consumed: Optional[float] = None
-
-    @field_validator("task_id", mode="before")
-    @classmethod
-    def _task_id(cls, value: Any) -> str:
-        return "" if value is None else str(value)
-
-    @field_validator("created_at", mode="before")
-    @classmethod
-    def _opt_str(cls, value: Any) -> Optional[str]:
-        return _to_str_or_none(value)
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _type(cls, value: Any) -> Optional[str]:
-        return normalize_task_type(_to_str_or_none(value))
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _status(cls, value: Any) -> TaskStatus:
-        return TaskStatus(value) if isinstance(value, str) else TaskStatus.UNKNOWN
-
-    @field_validator("credits_consumed", mode="before")
-    @classmethod
-    def _credits(cls, value: Any) -> Optional[float]:
-        return _to_float_or_none(value)
+    task_id: _TaskId = ""
+    type: _TaskType = None
+    status: _Status = TaskStatus.UNKNOWN
+    created_at: _OptStr = None
+    credits_consumed: _OptFloat = None

@@ -144,3 +144,16 @@ def test_history_reimports_splat_and_depth(connected, tmod, tmp_path):
         meta = tripo_meta(again.root)
         assert meta["role"] == role and meta["task_id"] == task_id
         assert meta["source_file"] == tripo_meta(first.root)["source_file"]
+
+
+def test_jobs_panel_reimports_splat_and_depth(connected, tmod, tmp_path):
+    """The Jobs panel's Re-import lands a splat or depth job again as such (it is no GLB)."""
+    api = tmod("api")
+    image = str(write_png(tmp_path / "cup.png"))
+    for make, role in ((api.image_to_splat, "splat"), (api.image_to_depth, "depth")):
+        first = make(image)
+        job_id = tripo_meta(first.root)["job_id"]
+        before = {o.name for o in bpy.data.objects}
+        assert bpy.ops.tripo.job_reimport(job_id=job_id) == {"FINISHED"}
+        new = [o for o in bpy.data.objects if o.name not in before and "tripo" in o]
+        assert new and all(tripo_meta(o)["role"] == role and tripo_meta(o)["job_id"] == job_id for o in new)

@@ -11,7 +11,7 @@ import logging
 import time
 
 from ..core.engine import history as core_history
-from . import importer
+from . import importer, landing
 from . import settings as blender_settings
 
 log = logging.getLogger(__name__)
@@ -77,31 +77,17 @@ class History:
         return next((e for e in self.entries if e.task_id == task_id), None)
 
 
-def analysis_handler(entry: core_history.HistoryEntry):
-    """The import of a splat or depth map entry (None for a model): their files are no GLB."""
-    from . import image_results
-    kind = ((entry.job or {}).get("meta") or {}).get("kind")
-    return image_results.IMPORT_HANDLERS.get(kind)
-
-
 def can_reimport(entry: core_history.HistoryEntry) -> bool:
-    return bool(entry.model) or analysis_handler(entry) is not None
+    return bool(entry.model) or landing.is_image_result(entry.job or {})
 
 
 def reimport(context, entry: core_history.HistoryEntry) -> importer.ImportResult:
     """Imports a history entry's downloaded model (or splat, or depth map) again, at the 3D
     cursor."""
-    handler = analysis_handler(entry)
-    if handler is not None:
-        job = dict(entry.job)
-        job["meta"] = {k: v for k, v in (job.get("meta") or {}).items() if k != "location"}
-        return handler(context, job)
-    if not entry.importable:
+    if not entry.importable and not landing.is_image_result(entry.job or {}):
         raise RuntimeError(f"Task {entry.task_id} has no downloaded model to import "
                            f"({entry.task_type or 'unknown type'}).")
-    job = dict(entry.job)
-    job["meta"] = {k: v for k, v in (job.get("meta") or {}).items() if k != "location"}
-    return importer.import_job(context, job)
+    return landing.land_again(context, entry.job)
 
 
 def after_import(job: dict) -> None:

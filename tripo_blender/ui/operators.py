@@ -18,7 +18,7 @@ import os
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from ..blender import importer
+from ..blender import importer, landing
 from ..blender.runtime import describe, get_runtime
 from ..blender.settings import OfflineError, user_data_dir
 from ..core.protocol import errors
@@ -187,11 +187,11 @@ class TRIPO_OT_job_reimport(_JobOperator, bpy.types.Operator):
 
     def execute(self, context):
         job = self.job()
-        if job is None or importer.model_file(job) is None:
+        if job is None or not (landing.is_image_result(job) or importer.model_file(job)):
             self.report({"ERROR"}, "This job has no downloaded model to import.")
             return {"CANCELLED"}
         try:
-            result = importer.import_job(context, job)
+            result = landing.land_again(context, job)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             self.report({"ERROR"}, f"Import failed: {exc}")
             return {"CANCELLED"}

@@ -133,26 +133,19 @@ def test_panel_image_mode_output_choice(connected, tmp_path, output, role):
         assert creates[0]["json"]["process_res"] == s.depth_process_res
 
 
-def test_history_reimports_splat_and_depth(connected, tmod, tmp_path):
+def test_splat_and_depth_reimport_from_history_and_the_jobs_panel(connected, tmod, tmp_path):
+    """Re-import lands a splat or depth map again as such (its file is no GLB), whether History
+    (by task id) or the Jobs panel's Re-import (by job) asks."""
     api = tmod("api")
     image = str(write_png(tmp_path / "vase.png"))
     for make, role in ((api.image_to_splat, "splat"), (api.image_to_depth, "depth")):
         first = make(image)
-        task_id = tripo_meta(first.root)["task_id"]
+        task_id, job_id = tripo_meta(first.root)["task_id"], tripo_meta(first.root)["job_id"]
         again = api.reimport(task_id)
         assert again.root is not first.root
         meta = tripo_meta(again.root)
         assert meta["role"] == role and meta["task_id"] == task_id
         assert meta["source_file"] == tripo_meta(first.root)["source_file"]
-
-
-def test_jobs_panel_reimports_splat_and_depth(connected, tmod, tmp_path):
-    """The Jobs panel's Re-import lands a splat or depth job again as such (it is no GLB)."""
-    api = tmod("api")
-    image = str(write_png(tmp_path / "cup.png"))
-    for make, role in ((api.image_to_splat, "splat"), (api.image_to_depth, "depth")):
-        first = make(image)
-        job_id = tripo_meta(first.root)["job_id"]
         before = {o.name for o in bpy.data.objects}
         assert bpy.ops.tripo.job_reimport(job_id=job_id) == {"FINISHED"}
         new = [o for o in bpy.data.objects if o.name not in before and "tripo" in o]

@@ -129,7 +129,7 @@ def generate(prompt: str | None = None, *, image: str | None = None,
     `options` are the request options (model, texture, pbr, face_limit, generate_parts, ...).
     Returns a Result, or the job id when wait_for_result is False.
     """
-    options.setdefault("model", "v3.1-20260211")
+    options.setdefault("model", vocabulary.DEFAULT_GENERATION_MODEL)
     meta = {"location": list(location)} if location is not None else None
     job = recipes.generation_job(prompt=prompt, image=image, multiview=multiview,
                                  text_to_image=text_to_image, options=options, name=name, meta=meta)

@@ -73,6 +73,7 @@ def set_everything(prefs, tmp_path) -> dict:
         "proxy_mode": "custom",
         "proxy_url": "http://proxy.internal:3128",
         "download_dir": str(tmp_path / "tripo downloads"),
+        "mark_as_assets": False,
     }
     for name, value in values.items():
         setattr(prefs, name, value)
@@ -99,8 +100,10 @@ def test_store_writes_atomically_privately_and_reads_back(tmod, tmp_path, caplog
     caplog.set_level(logging.DEBUG)
     path.write_text('{"settings": {"api_key": "' + SECRET)  # truncated JSON around a key
     assert store.read_settings(path) == {}
-    path.write_text(json.dumps({"settings": {"api_key": SECRET, "proxy_mode": 3}}))
+    path.write_text(json.dumps({"settings": {"api_key": SECRET, "proxy_mode": 3, "mark_as_assets": "no"}}))
     assert store.read_settings(path) == {"api_key": SECRET}
+    store.write_settings(path, {"mark_as_assets": False})
+    assert store.read_settings(path) == {"mark_as_assets": False}
     assert store.read_settings(tmp_path / "missing.json") == {}
     assert "not valid JSON" in caplog.text and "proxy_mode" in caplog.text
     assert SECRET not in caplog.text

@@ -226,7 +226,7 @@ def test_g_disable_mid_job_leaves_nothing_and_enable_resumes(user, launch, emula
 def test_g_settings_survive_disable_enable_and_an_update(user, launch, emulator, tmp_path):
     blender = launch(user, connect=False)
     settings = {"api_key": emulator.api_key, "api_base": "custom", "custom_base_url": emulator.base_url,
-                "proxy_mode": "custom", "proxy_url": "http://proxy.internal:3128"}
+                "proxy_mode": "custom", "proxy_url": "http://proxy.internal:3128", "mark_as_assets": False}
     read_back = ("p = bpy.context.preferences.addons[PACKAGE].preferences\n"
                  f"result = {{k: getattr(p, k) for k in {list(settings)!r}}}")
     blender.run("p = bpy.context.preferences.addons[PACKAGE].preferences\n"

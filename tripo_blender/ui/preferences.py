@@ -176,6 +176,7 @@ class TRIPO_AddonPreferences(bpy.types.AddonPreferences):
                      "the prompt, tags and a catalog per project and type. The object metadata is "
                      "kept either way"),
         default=True,
+        update=_on_persisted_change,
     )
 
     def draw(self, context):

@@ -2,10 +2,11 @@
 
 Blender frees an add-on's preferences when it is disabled, and updating an extension disables
 and re-enables it. This file, in the extension's user data folder (which Blender keeps across
-updates), holds what the user would otherwise have to type again: provider, keys, host, proxy
-and download folder.
+updates), holds what the user would otherwise have to set again: provider, keys, host, proxy,
+download folder and whether imports are marked as assets.
 
-- JSON, one object of string values; unknown keys and non-string values are dropped on read.
+- JSON, one object of string values (booleans for switches); unknown keys and values of the
+  wrong type are dropped on read.
 - Written atomically (a temp file beside it, fsync, os.replace): a crash leaves the old file or
   the new one, never half of one.
 - Created with mode 0600 where the platform has modes: it holds API keys.
@@ -37,7 +38,10 @@ PERSISTED_NAMES = (
     "proxy_mode",
     "proxy_url",
     "download_dir",
+    "mark_as_assets",
 )
+#: Persisted switches (booleans in the file); every other persisted name holds a string.
+BOOLEAN_NAMES = frozenset({"mark_as_assets"})
 SECRET_NAMES = frozenset({"api_key", "aistudio_api_key"})
 
 
@@ -65,10 +69,12 @@ def read_settings(path: str | os.PathLike) -> dict[str, str]:
     for name in PERSISTED_NAMES:
         if name not in values:
             continue
-        if isinstance(values[name], str):
+        kind = bool if name in BOOLEAN_NAMES else str
+        if isinstance(values[name], kind):
             settings[name] = values[name]
         else:
-            log.warning("ignoring %s in the settings file %s: not a string", name, path)
+            log.warning("ignoring %s in the settings file %s: not a %s", name, path,
+                        "boolean" if kind is bool else "string")
     return settings
 
 
@@ -78,6 +84,7 @@ def write_settings(path: str | os.PathLike, settings: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "format": FORMAT_VERSION,
-        "settings": {name: str(settings[name]) for name in PERSISTED_NAMES if name in settings},
+        "settings": {name: bool(settings[name]) if name in BOOLEAN_NAMES else str(settings[name])
+                     for name in PERSISTED_NAMES if name in settings},
     }
     write_json(path, document)  # 0600 from its first byte: it holds the keys

@@ -24,7 +24,6 @@ import importlib
 import io
 import os
 import pstats
-import shlex
 import statistics
 import sys
 import tempfile
@@ -37,24 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench_common import REPO, install_extension, rerun_with_temporary_user_dir  # noqa: E402
 from emulator.factory_client import AssetFactory  # noqa: E402
 from emulator.production import Producer  # noqa: E402
+from emulator.server import resolve_blender_command  # noqa: E402
 
 PROMPT = "a weathered stone idol"
 SEED = 11
 
 
-def factory_command() -> list[str]:
-    """How the emulator would start its factory worker here (see tests/test_asset_factory.py)."""
-    if os.environ.get("TRIPO_BLENDER_COMMAND"):
-        return shlex.split(os.environ["TRIPO_BLENDER_COMMAND"])
-    if os.environ.get("BLENDER_EXECUTABLE"):
-        return [os.environ["BLENDER_EXECUTABLE"]]
-    return [sys.executable]
-
-
 def realistic_asset() -> dict:
     """{"files": {"model", "rendered_image"}, "info"} of the realistic model, through the same
     request the emulator's producer makes (so it shares the emulator's cache entry)."""
-    with AssetFactory(factory_command(), REPO / ".cache" / "emulator-assets") as factory:
+    with AssetFactory(resolve_blender_command(), REPO / ".cache" / "emulator-assets") as factory:
         producer = Producer(lambda: factory, Path(tempfile.mkdtemp(prefix="tripo-bench-images-")))
         started = time.monotonic()
         result = producer._model(PROMPT, SEED, {}, profile="realistic")

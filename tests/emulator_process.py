@@ -3,7 +3,6 @@ both tiers use them)."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import subprocess
 import sys
@@ -18,13 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_API_KEY = "tsk_test_0123456789abcdef"
 
 
-def blender_command() -> list[str]:
-    """How a subprocess starts Blender here (the emulator makes its assets with it)."""
-    if os.environ.get("TRIPO_BLENDER_COMMAND"):
-        return shlex.split(os.environ["TRIPO_BLENDER_COMMAND"])
-    if os.environ.get("BLENDER_EXECUTABLE"):
-        return [os.environ["BLENDER_EXECUTABLE"]]
-    return [sys.executable]
+sys.path.insert(0, str(REPO / "scripts"))
+# How a subprocess starts Blender here: as the emulator starts its asset factory.
+from emulator.server import resolve_blender_command as blender_command  # noqa: E402
 
 
 class EmulatorHandle:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -33,14 +32,7 @@ from emulator.factory_client import (  # noqa: E402
     AssetFactoryError,
     worker_command,
 )
-
-
-def factory_command() -> list[str]:
-    if os.environ.get("TRIPO_BLENDER_COMMAND"):
-        return shlex.split(os.environ["TRIPO_BLENDER_COMMAND"])
-    if os.environ.get("BLENDER_EXECUTABLE"):
-        return [os.environ["BLENDER_EXECUTABLE"]]
-    return [sys.executable]
+from emulator.server import resolve_blender_command  # noqa: E402
 
 
 # --- helpers working in this test's own Blender session ----------------------------------------
@@ -115,7 +107,7 @@ def image_nodes(obj) -> list:
 
 @pytest.fixture(scope="module")
 def factory(tmp_path_factory):
-    instance = AssetFactory(factory_command(), tmp_path_factory.mktemp("asset-cache"))
+    instance = AssetFactory(resolve_blender_command(), tmp_path_factory.mktemp("asset-cache"))
     yield instance
     instance.close()
 
@@ -561,7 +553,7 @@ def test_a_dead_worker_is_restarted(factory):
 
 
 def test_one_shot_request(tmp_path):
-    command = worker_command(factory_command())
+    command = worker_command(resolve_blender_command())
     command = command[:command.index("--serve")]
     request = {"id": "once", "op": "model", "params": {"prompt": "stool", "seed": 1},
                "out_dir": str(tmp_path)}

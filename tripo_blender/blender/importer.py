@@ -5,7 +5,10 @@ importer converts that to Blender's +Z up with the front facing -Y, i.e. towards
 Front view (numpad 1): models stand upright and face you, at the scale Tripo made them (metres).
 We keep that conversion and add no rotation of our own.
 
-What lands in the scene:
+Every new asset is built by `place_asset`: generation results (`import_job`), re-imports, the
+batch runner and the selection actions that make a new version (segment, low poly, rig) alike.
+`glb_import` is the scoped glTF import they share with the actions that only borrow a result's
+data (retexture, complete, animate). What lands in the scene:
 - a plain model: its mesh object, named after the asset, at the 3D cursor;
 - parts (generate_parts, segmentation): one object per part, named after the part, parented to
   an Empty named after the asset (select the Empty for the whole asset, a child for one part);

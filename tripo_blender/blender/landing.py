@@ -23,20 +23,12 @@ log = logging.getLogger(__name__)
 HANDLERS = {**selection_apply.IMPORT_HANDLERS, **image_results.IMPORT_HANDLERS}
 
 
-def handler_for(job: dict):
-    return HANDLERS.get((job.get("meta") or {}).get("kind"), importer.import_job)
-
-
-def can_land(job: dict) -> bool:
-    """Whether the job has a downloaded result to land (a model file, or its own handler's)."""
-    return (job.get("meta") or {}).get("kind") in HANDLERS or importer.model_file(job) is not None
-
-
 def land(context, job: dict) -> importer.ImportResult:
     """Lands a finished job's result. A result whose target is gone (deleted, or undone) is paid
     for, so it lands as a new asset instead; `result.notes` then says so."""
+    handler = HANDLERS.get((job.get("meta") or {}).get("kind"), importer.import_job)
     try:
-        return handler_for(job)(context, job)
+        return handler(context, job)
     except importer.TargetGone as exc:
         log.warning("%s: %s; landing it as a new asset", job.get("label") or job["job_id"], exc)
         result = importer.import_job(context, job)

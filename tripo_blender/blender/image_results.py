@@ -26,7 +26,7 @@ from pathlib import Path
 
 import bpy
 
-from . import assets, importer, metadata
+from . import importer, metadata
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,6 @@ def _result_file(job: dict, output: str) -> tuple[int, str | None]:
     return len(job["steps"]) - 1, None
 
 
-def _new_result(job: dict) -> importer.ImportResult:
-    return importer.ImportResult(job_id=job["job_id"], files={
-        f"{i}:{k}": v for i, s in enumerate(job["steps"]) for k, v in s.get("files", {}).items()})
-
-
 def _kept_only(job: dict, result: importer.ImportResult, why: str, path: str):
     """The file could not become an object: it is the result, so say where it is."""
     from . import runtime
@@ -68,19 +63,14 @@ def _land(context, job: dict, result: importer.ImportResult, obj, step_meta: dic
     """Places the object, marks it as an asset (like every imported model) and selects it."""
     obj.location = job.get("meta", {}).get("location") or context.scene.cursor.location
     result.root, result.objects = obj, [obj]
-    try:
-        assets.mark(context, job, result, step_meta, [])
-    except Exception:  # noqa: BLE001 - the object is in the scene with its metadata: keep it
-        log.exception("%s could not be marked as an asset", obj.name)
-    for other in context.view_layer.objects:
-        other.select_set(other is obj)
-    context.view_layer.objects.active = obj
+    importer.mark_as_asset(context, job, result, step_meta, [])
+    importer.select_result(context, result)
 
 
 # --- splat ---------------------------------------------------------------------------------------
 
 def import_splat(context, job: dict) -> importer.ImportResult:
-    result = _new_result(job)
+    result = importer.ImportResult.for_job(job)
     step_index, path = _result_file(job, "model_url")
     if not path or not Path(path).is_file():
         log.warning("%s: no splat file was downloaded", job.get("label"))
@@ -191,7 +181,7 @@ def _splat_material(name: str):
 # --- depth ---------------------------------------------------------------------------------------
 
 def import_depth(context, job: dict) -> importer.ImportResult:
-    result = _new_result(job)
+    result = importer.ImportResult.for_job(job)
     step_index, path = _result_file(job, "depth_image_url")
     if not path or not Path(path).is_file():
         log.warning("%s: no depth map was downloaded", job.get("label"))

@@ -59,6 +59,12 @@ class ImportResult:
     def object_names(self) -> list[str]:
         return [o.name for o in self.objects]
 
+    @classmethod
+    def for_job(cls, job: dict, **fields) -> "ImportResult":
+        """A result of `job`, with every downloaded file keyed "<step>:<output>"."""
+        files = {f"{i}:{k}": v for i, s in enumerate(job["steps"]) for k, v in s.get("files", {}).items()}
+        return cls(job_id=job["job_id"], files=files, **fields)
+
 
 def glb_node_names(path: str | Path) -> list[str]:
     """Mesh node names straight from a GLB's JSON chunk (the authoritative part names)."""
@@ -282,7 +288,7 @@ def place_asset(context, job: dict, step_index: int, path: str, *, name: str, ma
     where the importer put them). `replaces`: objects the new asset stands in for; they are
     hidden and renamed "<name> (original)" so the new objects get the clean names.
     `mark_asset`: mark it for the Asset Browser (when the preference is on)."""
-    result = _empty_result(job)
+    result = ImportResult.for_job(job)
     if matrix is None:
         matrix = Matrix.Translation(job.get("meta", {}).get("location") or context.scene.cursor.location)
     with glb_import(context, path) as glb:
@@ -358,17 +364,28 @@ def place_asset(context, job: dict, step_index: int, path: str, *, name: str, ma
     if result.preview is not None:
         metadata.write(root, {"preview_image": result.preview.name})
     if mark_asset:
-        try:
-            assets.mark(context, job, result, common, part_names if root.type == "EMPTY" else [])
-        except Exception:  # noqa: BLE001 - the model is in the scene with its metadata: keep it
-            log.exception("%s could not be marked as an asset", name)
-    view_layer = context.view_layer
-    for obj in view_layer.objects:
-        obj.select_set(obj in new_objects)
-    view_layer.objects.active = root
+        mark_as_asset(context, job, result, common, part_names if root.type == "EMPTY" else [])
+    select_result(context, result)
     log.info("placed %s: %d object(s), %d action(s)%s", root.name, len(new_objects),
              len(result.actions), f", replacing {len(replaces)}" if replaces else "")
     return result
+
+
+def mark_as_asset(context, job: dict, result: ImportResult, step_meta: dict, part_names: list[str]) -> None:
+    """Marks a landed result for the Asset Browser (assets.mark); a failure there is logged, not
+    raised: the objects are in the scene with their metadata, which is what was paid for."""
+    try:
+        assets.mark(context, job, result, step_meta, part_names)
+    except Exception:  # noqa: BLE001 - keep what landed
+        log.exception("%s could not be marked as an asset", result.root.name)
+
+
+def select_result(context, result: ImportResult) -> None:
+    """The landed objects become the selection, their root the active object."""
+    view_layer = context.view_layer
+    for obj in view_layer.objects:
+        obj.select_set(obj in result.objects)
+    view_layer.objects.active = result.root
 
 
 def import_job(context, job: dict) -> ImportResult:
@@ -376,15 +393,10 @@ def import_job(context, job: dict) -> ImportResult:
     location or the 3D cursor; returns what was created (nothing when there is no model file)."""
     found = model_file(job)
     if found is None:
-        return _empty_result(job)
+        return ImportResult.for_job(job)
     step_index, path = found
     return place_asset(context, job, step_index, path, name=asset_name(job),
                        force_parts=job.get("meta", {}).get("kind") == "parts")
-
-
-def _empty_result(job: dict) -> ImportResult:
-    return ImportResult(job_id=job["job_id"], files={
-        f"{i}:{k}": v for i, s in enumerate(job["steps"]) for k, v in s.get("files", {}).items()})
 
 
 def _hide_replaced(obj, job_id: str) -> None:

@@ -43,16 +43,9 @@ def _model_items() -> list:
     return items
 
 
-def _texture_model_items() -> list:
-    descriptions = {vocabulary.DEFAULT_TEXTURE_MODEL: "Default texture model",
-                    vocabulary.TEXTURE_V35_MODEL: "Newer model; takes Fast quality and Delight"}
-    return [(v, v.split("-")[0], descriptions.get(v, "")) for v in vocabulary.TEXTURE_MODELS]
-
-
-def _segment_model_items() -> list:
-    descriptions = {vocabulary.DEFAULT_SEGMENT_MODEL: "Default segmentation model",
-                    vocabulary.SEGMENT_V2_MODEL: "Newer model; takes a granularity"}
-    return [(v, v.split("-")[0], descriptions.get(v, "")) for v in vocabulary.SEGMENT_MODELS]
+def _version_items(versions, descriptions: dict) -> list:
+    """EnumProperty items for model versions, labelled by their short form ("v3.5")."""
+    return [(v, v.split("-")[0], descriptions.get(v, "")) for v in versions]
 
 
 def _common_texture_formats() -> list:
@@ -147,7 +140,9 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     texture_image_path: StringProperty(name="Reference Image", subtype="FILE_PATH")
     style_image_path: StringProperty(name="Style Image", subtype="FILE_PATH")
     retexture_model: EnumProperty(name="Model", default=_TEXTURE_DEFAULTS["model"],
-                                  items=_texture_model_items())
+                                  items=_version_items(vocabulary.TEXTURE_MODELS, {
+                                      vocabulary.DEFAULT_TEXTURE_MODEL: "Default texture model",
+                                      vocabulary.TEXTURE_V35_MODEL: "Newer model; takes Fast quality and Delight"}))
     retexture_quality: EnumProperty(name="Quality", default=_TEXTURE_DEFAULTS["texture_quality"],
                                     items=_enum_items(vocabulary.TEXTURE_QUALITIES))
     retexture_delight: BoolProperty(name="Delight", default=False,
@@ -174,7 +169,9 @@ class TRIPO_PG_settings(bpy.types.PropertyGroup):
     # More selection-action options (segment, export); 0 / "DEFAULT" = Tripo's default, not sent.
     segment_model: EnumProperty(
         name="Segmentation Model", default=vocabulary.DEFAULT_SEGMENT_MODEL,
-        items=_segment_model_items())
+        items=_version_items(vocabulary.SEGMENT_MODELS, {
+            vocabulary.DEFAULT_SEGMENT_MODEL: "Default segmentation model",
+            vocabulary.SEGMENT_V2_MODEL: "Newer model; takes a granularity"}))
     segment_granularity: EnumProperty(name="Granularity", default="balanced",
                                       items=_enum_items(vocabulary.SEGMENTATION_GRANULARITIES))
     export_face_limit: IntProperty(name="Face Limit", default=0, min=0, max=500000,

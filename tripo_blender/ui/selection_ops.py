@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 def options_for(action: str, s) -> dict:
     """The action's options from the panel settings (None / defaults are not sent)."""
     if action == "retexture":
-        v35 = "delight" not in vocabulary.texture_option_conflicts(s.retexture_model)
+        takes_delight = "delight" not in s.retexture_conflicts()
         return {"prompt": s.texture_prompt.strip() or None, "image": s.texture_image_path or None,
                 "style_image": s.style_image_path or None, "model": s.retexture_model,
-                "texture_quality": s.retexture_quality, "delight": s.retexture_delight if v35 else None}
+                "texture_quality": s.retexture_quality, "delight": s.retexture_delight if takes_delight else None}
     if action == "segment":
         v2 = s.segment_model != vocabulary.DEFAULT_SEGMENT_MODEL
         return {"model": s.segment_model if v2 else None,

@@ -165,10 +165,8 @@ def _targets_and_members(context, job: dict):
 
 
 def _result(job: dict, objects=(), root=None, armature=None, actions=()) -> importer.ImportResult:
-    return importer.ImportResult(job_id=job["job_id"], root=root, objects=list(objects),
-                                 armature=armature, actions=list(actions),
-                                 files={f"{i}:{k}": v for i, s in enumerate(job["steps"])
-                                        for k, v in s.get("files", {}).items()})
+    return importer.ImportResult.for_job(job, root=root, objects=list(objects), armature=armature,
+                                         actions=list(actions))
 
 
 def apply_bring(context, job: dict) -> importer.ImportResult:
